@@ -47,7 +47,9 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _root(
-    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version."
+    ),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Log debug messages."),
 ) -> None:
     logging.basicConfig(
@@ -61,7 +63,9 @@ app.add_typer(train_cmd.app, name="train", help="Train a LiT model (needs the tr
 app.add_typer(export_cmd.app, name="export", help="Export a checkpoint to ONNX / INT8 / a bundle.")
 app.add_typer(bundle_cmd.app, name="bundle", help="Inspect and verify bundles.")
 app.add_typer(db_cmd.app, name="db", help="Summarise and export detection databases.")
-app.command("detect", help="Classify frames from a live source and log detections to SQLite.")(detect_cmd.detect)
+app.command("detect", help="Classify frames from a live source and log detections to SQLite.")(
+    detect_cmd.detect
+)
 app.command("tag", help="Tag a folder of photos offline, resumably, into SQLite.")(tag_cmd.tag)
 app.command("report", help="Write a self-contained HTML report of a detection database.")(report_cmd.report)
 

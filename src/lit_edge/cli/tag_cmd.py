@@ -7,5 +7,7 @@ import typer
 from lit_edge.errors import UserError
 
 
-def tag(folder: str = typer.Argument(..., help="A folder (recursive), an image file or a quoted glob.")) -> None:
+def tag(
+    folder: str = typer.Argument(..., help="A folder (recursive), an image file or a quoted glob."),
+) -> None:
     raise UserError("tag is not implemented yet")

@@ -9,10 +9,10 @@ Public API (the rest of the package uses only these names)::
 Importing this package imports torch: only ``train``/``export`` and CLI command bodies may do so.
 """
 
-from lit_edge.model.config import ImageTowerConfig, LiTConfig, TextTowerConfig
-from lit_edge.model.registry import create_model, get_config, list_models, register_config
-from lit_edge.model.lit import LiTModel
 from lit_edge.model.checkpoint import load_checkpoint, save_checkpoint
+from lit_edge.model.config import ImageTowerConfig, LiTConfig, TextTowerConfig
+from lit_edge.model.lit import LiTModel
+from lit_edge.model.registry import create_model, get_config, list_models, register_config
 
 __all__ = [
     "ImageTowerConfig",
