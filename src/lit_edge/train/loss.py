@@ -1,0 +1,112 @@
+"""Contrastive losses for LiT: softmax (CLIP) and sigmoid (SigLIP), correct across ranks.
+
+Both losses are written so that the *global* loss is the mean over every row of the global batch,
+whatever the number of ranks. Each rank gathers the other ranks' features **with gradient**
+(``torch.distributed.nn.functional.all_gather``), scores its own rows against all columns, and
+averages over its own rows. The gather's backward sums the gradients that the other ranks' losses
+put on this rank's features; averaging the parameter gradients over ranks afterwards (the trainer
+does it) then gives exactly the gradient of the single-process loss on the concatenated batch.
+
+``multi_positive`` treats every pair of the same class as a positive: long-tailed data (many images
+of one species in a batch) otherwise pushes apart captions that are correct. For the softmax loss the
+target of a row is uniform over its positives; for the sigmoid loss every same-class pair is labelled
++1. Without ``labels`` (or with all labels distinct) both reduce to the usual diagonal targets.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    """Which contrastive loss to train with.
+
+    ``kind`` is ``softmax`` (CLIP) or ``sigmoid`` (SigLIP; uses the model's logit bias).
+    """
+
+    kind: str = "softmax"
+    multi_positive: bool = False
+
+
+def _world() -> tuple[int, int]:
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def gather_features(x: torch.Tensor) -> torch.Tensor:
+    """All ranks' rows concatenated in rank order; gradients flow back to the owning rank."""
+    _, world = _world()
+    if world == 1:
+        return x
+    import torch.distributed.nn.functional as dist_fn
+
+    return torch.cat(dist_fn.all_gather(x), dim=0)
+
+
+def gather_labels(y: torch.Tensor) -> torch.Tensor:
+    """All ranks' labels (no gradient) concatenated in rank order."""
+    _, world = _world()
+    if world == 1:
+        return y
+    import torch.distributed as dist
+
+    out = [torch.empty_like(y) for _ in range(world)]
+    dist.all_gather(out, y.contiguous())
+    return torch.cat(out, dim=0)
+
+
+def _targets(
+    local_labels: torch.Tensor | None, all_labels: torch.Tensor | None, n: int, offset: int, total: int
+) -> torch.Tensor:
+    """``[n, total]`` 0/1 matrix of positives for the local rows against all columns."""
+    if local_labels is None or all_labels is None:
+        t = torch.zeros(n, total)
+        t[torch.arange(n), offset + torch.arange(n)] = 1.0
+        return t
+    return (local_labels[:, None] == all_labels[None, :]).float()
+
+
+def contrastive_loss(
+    image: torch.Tensor,
+    text: torch.Tensor,
+    logit_scale: torch.Tensor,
+    logit_bias: torch.Tensor | None = None,
+    labels: torch.Tensor | None = None,
+    config: LossConfig = LossConfig(),
+) -> torch.Tensor:
+    """The loss of this rank's rows; its mean over ranks is the global-batch loss.
+
+    ``image``/``text`` are this rank's L2-normalised embeddings ``[n, D]`` (row i of each is a pair),
+    ``logit_scale`` is already exponentiated, ``labels`` are class indices ``[n]`` (needed for
+    ``multi_positive``).
+    """
+    rank, _ = _world()
+    n = image.shape[0]
+    all_image = gather_features(image)
+    all_text = gather_features(text)
+    use_labels = config.multi_positive and labels is not None
+    local_labels = labels if use_labels else None
+    all_labels = gather_labels(labels) if use_labels else None
+    targets = _targets(local_labels, all_labels, n, rank * n, all_image.shape[0]).to(image.device)
+
+    logits_i2t = logit_scale * image @ all_text.T  # local images vs all texts
+    logits_t2i = logit_scale * text @ all_image.T  # local texts vs all images
+    if config.kind == "softmax":
+        soft = targets / targets.sum(dim=1, keepdim=True)
+        loss_i = -(soft * F.log_softmax(logits_i2t, dim=1)).sum(dim=1).mean()
+        loss_t = -(soft * F.log_softmax(logits_t2i, dim=1)).sum(dim=1).mean()
+        return (loss_i + loss_t) / 2
+    if config.kind == "sigmoid":
+        # SigLIP scores every (image, text) pair once; local rows x all columns covers each pair
+        # exactly once over the ranks. Normalised by the number of images, as in the paper.
+        bias = logit_bias if logit_bias is not None else torch.zeros((), device=image.device)
+        signs = 2.0 * targets - 1.0
+        return -F.logsigmoid(signs * (logits_i2t + bias)).sum() / n
+    raise ValueError(f"unknown loss kind {config.kind!r}; use 'softmax' or 'sigmoid'")
