@@ -1,0 +1,143 @@
+"""The image tower: a timm backbone (locked in LiT) plus the embedding it hands to the contrastive loss.
+
+Two kinds of embedding (``ImageTowerConfig.embed``):
+
+- ``proj``: pooled backbone features through a linear projection to ``embed_dim``;
+- ``class_dist``: ``sqrt(softmax(ImageNet logits))``, a unit vector over the backbone's own classes,
+  so that a text tower can learn to point at classes the locked tower already recognises.
+
+Locking keeps BatchNorm *as it is* in eval mode (``train()`` is overridden). open_clip's
+``freeze_bn_stats=True`` instead swaps timm's ``BatchNormAct2d`` for ``FrozenBatchNorm2d``, which
+drops the fused activation, and the features explode; this tower never does that.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import timm
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from lit_edge.errors import UserError
+from lit_edge.model import sources
+from lit_edge.model.config import ImageTowerConfig
+
+log = logging.getLogger(__name__)
+
+#: Prefixes other trainers put in front of a timm backbone's keys (DDP, open_clip's TimmModel, ...).
+_KEY_PREFIXES = ("module.", "visual.trunk.", "trunk.", "model.", "backbone.")
+
+
+class ImageTower(nn.Module):
+    """Float NCHW images, already normalised with the config's mean/std -> embedding (not yet L2-normalised)."""
+
+    def __init__(self, cfg: ImageTowerConfig, embed_dim: int, pretrained: bool = True):
+        super().__init__()
+        self.cfg = cfg
+        self.locked = False
+        if cfg.embed not in ("proj", "class_dist"):
+            raise UserError(f"image tower: unknown embed {cfg.embed!r}; use 'proj' or 'class_dist'")
+        num_classes = cfg.num_classes if cfg.embed == "class_dist" else 0
+        try:
+            self.trunk = timm.create_model(
+                cfg.timm_name, pretrained=False, num_classes=num_classes, **cfg.timm_kwargs
+            )
+        except RuntimeError as exc:  # timm raises RuntimeError for unknown names
+            raise UserError(f"image tower: {exc}; list names with timm.list_models()") from exc
+        if cfg.embed == "class_dist":
+            if embed_dim != cfg.num_classes:
+                raise UserError(
+                    f"image tower: embed 'class_dist' gives {cfg.num_classes}-d vectors, "
+                    f"but the model's embed_dim is {embed_dim}; make them equal in the config"
+                )
+            self.proj = nn.Identity()
+        else:
+            self.proj = nn.Linear(self.trunk.num_features, embed_dim, bias=False)
+            nn.init.normal_(self.proj.weight, std=self.trunk.num_features**-0.5)
+        if pretrained:
+            self.load_weights(cfg.weights)
+
+    # weights ---------------------------------------------------------------------------------
+    def load_weights(self, source: str) -> None:
+        """Load backbone weights from a ``package:`` source or a local safetensors file."""
+        if source in sources.RANDOM_INIT:
+            return
+        if source == sources.USER_SUPPLIED:
+            raise UserError(
+                f"image tower {self.cfg.timm_name}: this model needs your own checkpoint; "
+                "pass image_checkpoint='/path/to/weights.safetensors' (CLI: --image-checkpoint)"
+            )
+        if sources.is_package(source):
+            if sources.package_name(source) != "efficientnet_lite0":
+                raise UserError(f"image tower: {source!r} is not an image weight package")
+            from lit_edge.model.effnet_lite import read_legacy_state_dict
+
+            state = read_legacy_state_dict(sources.resolve_package(source))
+        else:
+            from safetensors.torch import load_file
+
+            state = load_file(str(sources.resolve_file(source, f"image tower {self.cfg.timm_name}")))
+            state = _strip_prefixes(state)
+        self._load_trunk_state(state, source)
+
+    def _load_trunk_state(self, state: dict[str, torch.Tensor], source: str) -> None:
+        own = self.trunk.state_dict()
+        if self.cfg.embed != "class_dist":  # no classifier in the trunk: drop the head's weights
+            head = self.trunk.pretrained_cfg.get("classifier", "classifier")
+            state = {k: v for k, v in state.items() if not (k == head or k.startswith(head + "."))}
+        missing = sorted(set(own) - set(state))
+        unexpected = sorted(set(state) - set(own))
+        wrong = sorted(k for k in set(own) & set(state) if own[k].shape != state[k].shape)
+        if missing or unexpected or wrong:
+            detail = "; ".join(
+                f"{label}: {keys[:3]}{' ...' if len(keys) > 3 else ''}"
+                for label, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong))
+                if keys
+            )
+            raise UserError(
+                f"image tower: weights {source} do not fit timm '{self.cfg.timm_name}' ({detail}); "
+                "check the config's timm_name and timm_kwargs"
+            )
+        self.trunk.load_state_dict(state, strict=True)
+        log.info("image tower %s: loaded %d tensors from %s", self.cfg.timm_name, len(state), source)
+
+    # locking ---------------------------------------------------------------------------------
+    def lock(self, lock_proj: bool = False) -> None:
+        """Freeze the backbone: no gradients, BatchNorm statistics fixed, dropout off, for good."""
+        self.locked = True
+        for p in self.trunk.parameters():
+            p.requires_grad = False
+        if lock_proj:
+            for p in self.proj.parameters():
+                p.requires_grad = False
+        self.trunk.eval()
+
+    def train(self, mode: bool = True) -> ImageTower:
+        super().train(mode)
+        if self.locked:
+            self.trunk.eval()  # a locked tower is a fixed function: its BN never sees a batch statistic
+        return self
+
+    # forward ---------------------------------------------------------------------------------
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.cfg.embed == "class_dist":
+            logits = self.trunk(x)
+            return F.softmax(logits.float(), dim=-1).sqrt()
+        return self.proj(self.trunk(x))
+
+    def classify(self, x: torch.Tensor) -> torch.Tensor:
+        """The backbone's own classifier logits (``class_dist`` towers only)."""
+        if self.cfg.embed != "class_dist":
+            raise UserError("image tower: only a 'class_dist' tower keeps its ImageNet classifier")
+        return self.trunk(x)
+
+
+def _strip_prefixes(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Accept a bare timm state dict, or one saved from a wrapper (DDP, a whole open_clip model)."""
+    for prefix in _KEY_PREFIXES:
+        inside = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
+        if inside and (len(inside) == len(state) or prefix == "visual.trunk."):
+            state = inside
+    return state
