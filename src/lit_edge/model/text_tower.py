@@ -14,6 +14,7 @@ an image tower of ``embed='class_dist'``.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 from pathlib import Path
 
@@ -62,10 +63,16 @@ def _quiet_transformers():
 
 
 def load_tokenizer(folder: Path):
+    """The folder's tokenizer, read once per process (every model built on the folder shares it)."""
+    return _load_tokenizer(str(folder))
+
+
+@functools.lru_cache(maxsize=8)
+def _load_tokenizer(folder: str):
     from transformers import AutoTokenizer
 
     with _quiet_transformers():
-        return AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
+        return AutoTokenizer.from_pretrained(folder, local_files_only=True)
 
 
 class TextTower(nn.Module):
