@@ -1,13 +1,125 @@
-"""`lit-edge tag`: tag a folder of photos into SQLite, resumably."""
+"""`lit-edge tag`: tag a folder of photos into SQLite, resumably.
+
+The database defaults to ``FOLDER/lit-edge.db``: results travel with the card or folder they
+describe, and re-running the same command resumes where the last run stopped.
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated
+
 import typer
 
-from lit_edge.errors import UserError
+from lit_edge.cli.device_opts import (
+    BackendOpt,
+    BundleOpt,
+    MarginOpt,
+    PrecisionOpt,
+    SpeciesOpt,
+    ThreadsOpt,
+    ThresholdOpt,
+    TopKOpt,
+    engine_config,
+)
 
 
 def tag(
-    folder: str = typer.Argument(..., help="A folder (recursive), an image file or a quoted glob."),
+    folder: Annotated[str, typer.Argument(help="A folder (recursive), an image file or a quoted glob.")],
+    db: Annotated[
+        Path | None,
+        typer.Option("--db", help="SQLite database. Default: FOLDER/lit-edge.db (./lit-edge.db for a glob)."),
+    ] = None,
+    retry_failed: Annotated[
+        bool, typer.Option("--retry-failed", help="Also redo photos that failed in an earlier run.")
+    ] = False,
+    bundle: BundleOpt = None,
+    backend: BackendOpt = "auto",
+    precision: PrecisionOpt = None,
+    threads: ThreadsOpt = 0,
+    top_k: TopKOpt = 5,
+    threshold: ThresholdOpt = 0.5,
+    margin: MarginOpt = 0.1,
+    species: SpeciesOpt = None,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Photos per inference batch.")] = 32,
+    workers: Annotated[int, typer.Option("--workers", min=0, help="Decode threads (0 = one per core).")] = 0,
+    progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar.")] = True,
 ) -> None:
-    raise UserError("tag is not implemented yet")
+    from lit_edge.device.tagger import GracefulStop, TagConfig, default_db, run_tag
+
+    config = TagConfig(
+        source=folder,
+        db=db or default_db(folder),
+        engine=engine_config(bundle, backend, precision, threads, top_k, threshold, margin, species),
+        retry_failed=retry_failed,
+        batch_size=batch_size,
+        workers=workers,
+    )
+    with GracefulStop() as stop, _progress(progress) as update:
+        result = run_tag(config, progress=update, stop=stop)
+    s = result.summary
+    typer.echo(
+        f"tagged {result.processed} photo(s) in {result.seconds:.1f} s "
+        f"({result.processed / max(result.seconds, 1e-9):.0f}/s); {result.skipped} already done; "
+        f"{result.failed} failed; database {config.db}"
+    )
+    typer.echo(f"database holds {s.done} done, {s.failed} failed")
+    for rank, name, n in s.taxa:
+        typer.echo(f"  {n:6d}  {name} ({rank})")
+    if s.failures:
+        typer.echo("failures:")
+        for path, error in s.failures:
+            typer.echo(f"  {path}: {error}")
+        if s.failed > len(s.failures):
+            typer.echo(
+                f"  ... and {s.failed - len(s.failures)} more (rerun with --retry-failed to redo them)"
+            )
+    if result.interrupted:
+        typer.echo("interrupted: run the same command again to resume")
+        raise typer.Exit(130)
+
+
+class _progress:
+    """A rich progress bar with files/s and ETA on stderr, or nothing."""
+
+    def __init__(self, enabled: bool):
+        self.enabled = enabled
+        self._bar = None
+
+    def __enter__(self):
+        if not self.enabled:
+            return None
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        self._bar = Progress(
+            TextColumn("tagging"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[rate]}"),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            console=Console(stderr=True),
+            transient=False,
+        )
+        self._bar.__enter__()
+        task = self._bar.add_task("tag", total=None, rate="")
+
+        def update(done: int, total: int) -> None:
+            t = self._bar.tasks[0]
+            speed = t.speed
+            self._bar.update(task, completed=done, total=total, rate=f"{speed:.0f} files/s" if speed else "")
+
+        return update
+
+    def __exit__(self, *exc):
+        if self._bar is not None:
+            self._bar.__exit__(*exc)

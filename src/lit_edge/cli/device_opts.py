@@ -1,0 +1,68 @@
+"""Options shared by ``lit-edge tag`` and ``lit-edge detect`` (typer ``Annotated`` aliases).
+
+They build the runtime's typed configs (:class:`EngineConfig`), so both commands choose a bundle,
+a backend and a decision rule the same way. Only typer and the torch-free runtime are imported.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from lit_edge.device.backends import BackendConfig
+from lit_edge.device.classify import ClassifyConfig
+from lit_edge.device.pipeline import EngineConfig
+
+BundleOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--bundle", "-b", help="Bundle folder or .tar. Default: the starter bundle ($LIT_EDGE_BUNDLE)."
+    ),
+]
+BackendOpt = Annotated[
+    str,
+    typer.Option(
+        "--backend",
+        help="auto | tensorrt | onnxruntime-trt | onnxruntime-cuda | onnxruntime-cpu. "
+        "auto picks the best available and logs it; a named one that is missing is an error.",
+    ),
+]
+PrecisionOpt = Annotated[
+    str | None,
+    typer.Option("--precision", help="fp32 | int8. Default: int8 on CPU and TensorRT, fp32 on CUDA."),
+]
+ThreadsOpt = Annotated[int, typer.Option("--threads", help="ONNX Runtime intra-op threads (0 = all cores).")]
+TopKOpt = Annotated[int, typer.Option("--top-k", min=1, help="Species kept per photo/frame.")]
+ThresholdOpt = Annotated[
+    float,
+    typer.Option(
+        "--threshold", min=0.0, max=1.0, help="Probability a decision must reach, else roll up a rank."
+    ),
+]
+MarginOpt = Annotated[
+    float,
+    typer.Option("--margin", min=0.0, max=1.0, help="Lead over the runner-up needed to name a species."),
+]
+SpeciesOpt = Annotated[
+    Path | None,
+    typer.Option("--species", help="Restrict to these scientific names (a text file, one per line)."),
+]
+
+
+def engine_config(
+    bundle: Path | None,
+    backend: str,
+    precision: str | None,
+    threads: int,
+    top_k: int,
+    threshold: float,
+    margin: float,
+    species: Path | None,
+) -> EngineConfig:
+    return EngineConfig(
+        bundle=bundle,
+        backend=BackendConfig(backend=backend, precision=precision, threads=threads),
+        classify=ClassifyConfig(top_k=top_k, threshold=threshold, margin=margin, species_file=species),
+    )

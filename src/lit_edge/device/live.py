@@ -1,0 +1,166 @@
+"""``lit-edge detect``: classify a live source until stopped, logging every classified frame.
+
+The source thread reads and samples frames (``--fps``, ``--every``, ``--motion``) into a small
+bounded queue; this loop takes up to ``batch_size`` frames that are already waiting (never waits to
+fill a batch, so latency stays one inference), classifies them, and hands the records to the
+store's writer thread. SIGINT/SIGTERM set a stop event: the current batch finishes, the database is
+flushed, the run is marked and the command exits 0. A video file ends the run when it ends; a
+live stream that drops is reopened by the source with backoff.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from lit_edge.device.pipeline import Engine, EngineConfig
+from lit_edge.device.sources import CaptureConfig, LiveSource, parse_address
+from lit_edge.device.store import FrameSaver, MediaRecord, Store, Summary, summary
+from lit_edge.errors import UserError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DetectConfig:
+    """Everything one ``lit-edge detect`` run needs."""
+
+    source: str
+    db: Path = Path("detections.db")
+    engine: EngineConfig = field(default_factory=EngineConfig)
+    capture: CaptureConfig = field(default_factory=CaptureConfig)
+    batch_size: int = 4
+    duration_s: float = 0.0  # stop after this many seconds (0 = until stopped / source ends)
+    status_every_s: float = 10.0  # a status line this often (0 = never)
+    print_detections: bool = True  # a line per decided (non-uncertain) frame
+    save_frames: Path | None = None  # save confident frames as JPEG here
+    save_min_score: float = 0.8
+    save_quota_mb: float = 500.0
+    commit_every: int = 32
+
+
+@dataclass
+class DetectResult:
+    run_id: int
+    frames: int
+    detections: int
+    reconnects: int
+    dropped: int
+    seconds: float
+    latencies_ms: list[float]
+    source_error: str | None
+    summary: Summary
+
+
+def run_detect(
+    config: DetectConfig,
+    *,
+    stop: threading.Event | None = None,
+    engine: Engine | None = None,
+    echo: Callable[[str], None] = print,
+) -> DetectResult:
+    spec = parse_address(config.source)
+    if spec.kind in ("folder", "glob", "image"):
+        raise UserError(
+            f"{config.source} is photos, not a live source or video; use 'lit-edge tag {config.source}'"
+        )
+    engine = engine or Engine(config.engine)
+    saver = FrameSaver(config.save_frames, config.save_quota_mb) if config.save_frames else None
+    store = Store(config.db, batch=config.commit_every, flush_s=0.5, saver=saver)
+    key = spec.target if spec.kind == "video" else spec.address
+    if spec.kind == "video":
+        key = str(Path(spec.target).resolve())
+    # A live source continues its frame numbering over runs; a video re-run replaces its frames.
+    first_index = store.next_frame_index(key) if spec.live else 0
+    source = LiveSource(spec, config.capture, first_index=first_index)
+    run_id = store.start_run(
+        "detect",
+        config.source,
+        bundle=engine.bundle,
+        backend=engine.backend.name,
+        flavour=engine.backend.flavour,
+        settings=asdict(config),
+    )
+    log.info("run %d: %s (%s) -> %s", run_id, config.source, spec.kind, config.db)
+    stop = stop or threading.Event()
+    t0 = time.perf_counter()
+    last_status = t0
+    frames = detections = 0
+    latencies: list[float] = []
+    status = "finished"
+    source.start()
+    try:
+        while not stop.is_set():
+            if config.duration_s and time.perf_counter() - t0 >= config.duration_s:
+                break
+            first = source.get(timeout=0.2)
+            if first is None:
+                if source.exhausted:
+                    break
+                continue
+            batch = [first]
+            while len(batch) < config.batch_size and (nxt := source.queue.get(0)) is not None:
+                batch.append(nxt)
+            decisions = engine.classify_prepared([engine.prepare(f.rgb) for f in batch])
+            done = time.perf_counter()
+            for f, d in zip(batch, decisions, strict=True):
+                latencies.append((done - f.read_at) * 1000.0)
+                confident = d.rank == "species" and d.score >= config.save_min_score
+                h, w = f.rgb.shape[:2]
+                store.put(
+                    MediaRecord(
+                        path=key,
+                        frame_index=f.index,
+                        source=config.source,
+                        captured_at=f.captured_at,
+                        time_source=f.time_source,
+                        width=w,
+                        height=h,
+                        decision=d,
+                        frame=f.rgb if (saver and confident) else None,
+                    )
+                )
+                frames += 1
+                if d.rank != "uncertain":
+                    detections += 1
+                    if config.print_detections:
+                        echo(f"{f.captured_at}  frame {f.index}  {d.rank} {d.name}  {d.score:.2f}")
+            if config.status_every_s and done - last_status >= config.status_every_s:
+                last_status = done
+                echo(_status_line(frames, done - t0, latencies, source, store))
+        if stop.is_set():
+            status = "interrupted"
+    finally:
+        source.stop()
+        store.finish_run(status)
+        store.db.conn.close()
+    return DetectResult(
+        run_id=run_id,
+        frames=frames,
+        detections=detections,
+        reconnects=source.reconnects,
+        dropped=source.queue.dropped,
+        seconds=time.perf_counter() - t0,
+        latencies_ms=latencies,
+        source_error=source.error,
+        summary=summary(config.db, run_id),
+    )
+
+
+def _status_line(
+    frames: int, elapsed: float, latencies: list[float], source: LiveSource, store: Store
+) -> str:
+    recent = latencies[-200:]
+    p50 = float(np.percentile(recent, 50)) if recent else 0.0
+    p99 = float(np.percentile(recent, 99)) if recent else 0.0
+    return (
+        f"status: {frames} frames, {frames / max(elapsed, 1e-9):.1f} fps, latency p50 {p50:.0f} ms "
+        f"p99 {p99:.0f} ms, source queue {len(source.queue)}, dropped {source.queue.dropped}, "
+        f"db queue {store.queue_depth}, reconnects {source.reconnects}"
+    )

@@ -1,0 +1,219 @@
+"""``lit-edge tag``: classify every photo of a folder (or glob, or file) exactly once into SQLite.
+
+The loop keeps both cores busy: a thread pool decodes and resizes photos (OpenCV releases the GIL)
+while the main thread runs the model on full batches (ONNX Runtime releases it too), and the store's
+writer thread commits results. Resuming is by resolved path: what the database already holds as
+done (or failed, unless ``retry_failed``) is skipped before any decoding. A photo that cannot be
+read or decoded becomes a ``failed`` media row with its reason, and the run goes on.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from lit_edge.device.decode import DecodeError, decode_file
+from lit_edge.device.pipeline import Engine, EngineConfig
+from lit_edge.device.sources import list_files, parse_address
+from lit_edge.device.store import MediaRecord, Store, Summary, summary
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TagConfig:
+    """Everything one ``lit-edge tag`` run needs."""
+
+    source: str  # folder, image file or glob
+    db: Path
+    engine: EngineConfig = field(default_factory=EngineConfig)
+    retry_failed: bool = False
+    batch_size: int = 32
+    workers: int = 0  # decode threads; 0 = one per core
+    commit_every: int = 256  # records per database transaction
+
+
+@dataclass
+class TagResult:
+    run_id: int
+    total: int  # photos found
+    skipped: int  # already in the database
+    processed: int  # classified or failed in this run
+    failed: int
+    seconds: float
+    first_prediction_s: float | None
+    interrupted: bool
+    summary: Summary
+
+
+@dataclass
+class _Loaded:
+    path: str
+    image: np.ndarray | None = None
+    record: MediaRecord | None = None
+
+
+def default_db(source: str) -> Path:
+    """``FOLDER/lit-edge.db`` for a folder (the results travel with the photos), else ``./lit-edge.db``."""
+    spec = parse_address(source)
+    if spec.kind == "folder":
+        return Path(spec.target) / "lit-edge.db"
+    return Path("lit-edge.db")
+
+
+def _load(path: Path, key: str, engine: Engine) -> _Loaded:
+    """Decode + resize one photo; every failure becomes a failed record (never an exception)."""
+    rec = MediaRecord(path=key, source=str(path))
+    try:
+        st = os.stat(path)
+        rec.file_size = st.st_size
+    except OSError:
+        st = None
+    try:
+        dec = decode_file(path, engine.min_side)
+        image = engine.prepare(dec.rgb)
+    except DecodeError as exc:
+        rec.status, rec.error = "failed", str(exc)
+        return _Loaded(key, None, rec)
+    except Exception as exc:  # an OpenCV or numpy surprise on a strange file: record it, go on
+        rec.status, rec.error = "failed", f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
+        return _Loaded(key, None, rec)
+    info = dec.info
+    rec.width, rec.height = dec.width, dec.height
+    rec.latitude, rec.longitude, rec.altitude = info.latitude, info.longitude, info.altitude
+    if info.datetime_original:
+        rec.captured_at, rec.time_source = info.datetime_original, "exif"
+    elif st is not None:
+        rec.captured_at = datetime.fromtimestamp(st.st_mtime, timezone.utc).isoformat(timespec="seconds")
+        rec.time_source = "mtime"
+    return _Loaded(key, image, rec)
+
+
+def run_tag(
+    config: TagConfig,
+    *,
+    engine: Engine | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    stop: threading.Event | None = None,
+) -> TagResult:
+    """Tag ``config.source`` into ``config.db``. ``progress(done, total)`` is called as work finishes."""
+    t0 = time.perf_counter()
+    spec = parse_address(config.source)
+    files = list_files(spec)
+    engine = engine or Engine(config.engine)
+    store = Store(config.db, batch=config.commit_every)
+    skip = store.done_paths(config.retry_failed)
+    todo = [(p, k) for p in files if (k := os.path.realpath(p)) not in skip]
+    # a folder listed twice through a symlinked sub-folder is still one photo per resolved path
+    seen: set[str] = set()
+    todo = [(p, k) for p, k in todo if not (k in seen or seen.add(k))]
+    run_id = store.start_run(
+        "tag",
+        config.source,
+        bundle=engine.bundle,
+        backend=engine.backend.name,
+        flavour=engine.backend.flavour,
+        settings=asdict(config),
+    )
+    log.info(
+        "run %d: %d photos, %d already in %s, %d to do",
+        run_id,
+        len(files),
+        len(files) - len(todo),
+        config.db,
+        len(todo),
+    )
+    stop = stop or threading.Event()
+    workers = config.workers or (os.cpu_count() or 2)
+    processed = failed = 0
+    first: float | None = None
+    status = "finished"
+    try:
+        with ThreadPoolExecutor(workers, thread_name_prefix="lit-edge-decode") as pool:
+            window: deque = deque()
+            it = iter(todo)
+            batch: list[_Loaded] = []
+
+            def fill() -> None:
+                while len(window) < 4 * config.batch_size and not stop.is_set():
+                    nxt = next(it, None)
+                    if nxt is None:
+                        return
+                    window.append(pool.submit(_load, nxt[0], nxt[1], engine))
+
+            fill()
+            while window:
+                loaded = window.popleft().result()
+                fill()
+                if loaded.image is None:
+                    store.put(loaded.record)
+                    processed += 1
+                    failed += 1
+                else:
+                    batch.append(loaded)
+                if len(batch) >= config.batch_size or (not window and batch):
+                    for item, decision in zip(
+                        batch, engine.classify_prepared([b.image for b in batch]), strict=True
+                    ):
+                        item.record.decision = decision
+                        store.put(item.record)
+                    if first is None:
+                        first = time.perf_counter() - t0
+                    processed += len(batch)
+                    batch = []
+                if progress:
+                    progress(processed, len(todo))
+            if stop.is_set():
+                status = "interrupted"
+    except BaseException:
+        status = "interrupted"
+        raise
+    finally:
+        store.finish_run(status)
+        store.db.conn.close()
+    return TagResult(
+        run_id=run_id,
+        total=len(files),
+        skipped=len(files) - len(todo),
+        processed=processed,
+        failed=failed,
+        seconds=time.perf_counter() - t0,
+        first_prediction_s=first,
+        interrupted=status == "interrupted",
+        summary=summary(config.db),
+    )
+
+
+class GracefulStop:
+    """SIGINT/SIGTERM set an event (finish the batch, flush, exit); a second signal interrupts hard."""
+
+    def __init__(self):
+        self.event = threading.Event()
+        self._old: dict = {}
+
+    def _handle(self, signum, frame):
+        if self.event.is_set():
+            raise KeyboardInterrupt
+        log.info("%s: finishing the current batch and flushing the database", signal.Signals(signum).name)
+        self.event.set()
+
+    def __enter__(self) -> threading.Event:
+        if threading.current_thread() is threading.main_thread():
+            for s in (signal.SIGINT, signal.SIGTERM):
+                self._old[s] = signal.signal(s, self._handle)
+        return self.event
+
+    def __exit__(self, *exc) -> None:
+        for s, h in self._old.items():
+            signal.signal(s, h)
