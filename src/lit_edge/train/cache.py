@@ -4,7 +4,8 @@ Because LiT locks the image tower, its output for an image never changes during 
 cache stores it once so that training runs only the text tower. A cache is a folder::
 
     meta.json           {"format": "lit-edge-feature-cache", "version": 1, "dim": D, "count": N,
-                         "dtype": "float16", "model": {"name", "hash"}, "dataset": {"fingerprint"},
+                         "dtype": "float16", "stage": "embedding"|"trunk", "model": {"name", "hash"},
+                         "dataset": {"fingerprint"},
                          "shards": [{"features": "...npy", "labels": "...npy", "count": n}, ...],
                          "failed": [[path, reason], ...]}
     features.npy        float16 [N, D]   (write_cache) -- or one file per shard:
@@ -130,11 +131,15 @@ def write_cache(
     model_name: str = "",
     model_hash: str = "",
     dataset_fingerprint: str = "",
+    stage: str = "embedding",
 ) -> Path:
     """Write a complete single-shard cache from arrays (e.g. synthetic class embeddings).
 
     ``features`` is ``[N, D]`` (stored as float16), ``labels`` ``[N]`` class indices into ``taxa``
     (mappings or objects with the taxa.csv column names), ``captions`` optional per-class texts.
+    ``stage`` says what a row is: ``embedding`` (the image tower's final output, e.g. a class
+    distribution for a ``class_dist`` tower) or ``trunk`` (pooled features before a trainable
+    projection); training checks it against the model.
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -153,11 +158,13 @@ def write_cache(
     else:
         (folder / CAPTIONS).unlink(missing_ok=True)
     shards = [{"features": "features.npy", "labels": "labels.npy", "count": int(len(labels))}]
-    _write_meta(folder, features.shape[1], shards, model_name, model_hash, dataset_fingerprint, [])
+    _write_meta(
+        folder, features.shape[1], shards, model_name, model_hash, dataset_fingerprint, [], {"stage": stage}
+    )
     return folder
 
 
-def _write_meta(folder, dim, shards, model_name, model_hash, fingerprint, failed) -> None:
+def _write_meta(folder, dim, shards, model_name, model_hash, fingerprint, failed, extra=None) -> None:
     meta = {
         "format": FORMAT,
         "version": VERSION,
@@ -168,6 +175,7 @@ def _write_meta(folder, dim, shards, model_name, model_hash, fingerprint, failed
         "dataset": {"fingerprint": fingerprint},
         "shards": shards,
         "failed": failed,
+        **(extra or {}),
     }
     _atomic_write_text(folder / META, json.dumps(meta, indent=2))
 
@@ -242,6 +250,7 @@ def finalize(
     model_name: str,
     model_hash: str,
     fingerprint: str,
+    extra: dict | None = None,
 ) -> Path:
     """Write taxa.csv and meta.json once every shard is done (rank 0, after a barrier)."""
     folder = Path(folder)
@@ -255,7 +264,7 @@ def finalize(
         failed.extend(done["failed"])
         shards.append({"features": feat_name, "labels": label_name, "count": done["count"]})
     write_taxa(folder, taxa)
-    _write_meta(folder, dim, shards, model_name, model_hash, fingerprint, failed)
+    _write_meta(folder, dim, shards, model_name, model_hash, fingerprint, failed, extra)
     return folder
 
 

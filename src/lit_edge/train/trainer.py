@@ -1,0 +1,285 @@
+"""The LiT training loop: locked image tower, trainable text tower, contrastive loss, many ranks.
+
+One function, :func:`train`, runs a :class:`~lit_edge.train.config.TrainConfig` in this process
+(joining torchrun's process group when there is one). With ``cache.dir`` set the locked tower runs
+once (:mod:`lit_edge.train.featurize`) and steps read its features; without, images go through the
+tower every step, with augmentation.
+
+Every step is a pure function of ``(weights, optimiser state, seed, step)``: batches, captions and
+dropout masks are seeded by the step. So ``--resume`` from a checkpoint at step ``s`` continues with
+exactly the updates an uninterrupted run would have made, and a killed run loses only the steps
+since its last checkpoint.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from lit_edge.data import load_dataset
+from lit_edge.data.captions import CaptionSampler
+from lit_edge.errors import UserError
+from lit_edge.train import checkpointing, distributed
+from lit_edge.train.batches import CachedSource, EpochSampler, OnlineSource
+from lit_edge.train.cache import FeatureCache
+from lit_edge.train.config import OptimConfig, TrainConfig
+from lit_edge.train.evaluate import make_evaluators
+from lit_edge.train.loss import contrastive_loss
+from lit_edge.train.metrics import MetricsWriter
+from lit_edge.train.progress import progress_bar
+from lit_edge.train.towers import cache_stage, embed_cached, tower_hash
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainResult:
+    step: int
+    out_dir: Path
+    checkpoint: Path | None
+    metrics: dict[str, float] = field(default_factory=dict)
+    failed_images: int = 0
+
+
+def build_model(cfg: TrainConfig):
+    """The model a config names (a registry name or a model config JSON), same weights on every rank."""
+    from lit_edge.model import LiTConfig, create_model
+
+    torch.manual_seed(cfg.seed)
+    path = Path(cfg.model)
+    if cfg.model.endswith(".json"):
+        if not path.is_file():
+            raise UserError(f"model config {path} not found; give a registered name or a JSON file")
+        import json
+
+        return create_model(LiTConfig.from_dict(json.loads(path.read_text(encoding="utf-8"))))
+    return create_model(cfg.model)
+
+
+def make_optimizer(model, cfg: OptimConfig) -> tuple[torch.optim.Optimizer, list[torch.nn.Parameter]]:
+    """AdamW over the trainable parameters; no weight decay on biases, norms and the logit scale/bias."""
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        (no_decay if p.ndim < 2 or name.startswith("logit_") else decay).append(p)
+    groups = [
+        {"params": decay, "weight_decay": cfg.weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
+    opt = torch.optim.AdamW(groups, lr=cfg.lr, betas=tuple(cfg.betas), eps=cfg.eps)
+    return opt, decay + no_decay
+
+
+def learning_rate(cfg: OptimConfig, step: int, total: int) -> float:
+    """Linear warmup over ``warmup_steps``, then cosine to ``min_lr_ratio * lr`` (or constant)."""
+    if cfg.warmup_steps and step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    if cfg.schedule == "constant":
+        return cfg.lr
+    if cfg.schedule != "cosine":
+        raise UserError(f"unknown optim.schedule {cfg.schedule!r}; use 'cosine' or 'constant'")
+    span = max(1, total - cfg.warmup_steps)
+    progress = min(1.0, (step - cfg.warmup_steps) / span)
+    floor = cfg.lr * cfg.min_lr_ratio
+    return floor + (cfg.lr - floor) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def _set_dropout(model, enabled: bool) -> None:
+    if not enabled:
+        for m in model.modules():
+            if isinstance(m, torch.nn.Dropout):
+                m.eval()
+
+
+def _source(cfg: TrainConfig, model, ctx: distributed.DistContext):
+    """The batch source and the number of samples it draws from."""
+    if cfg.cache.dir:
+        if not (Path(cfg.cache.dir) / "meta.json").is_file() and not cfg.data.root:
+            raise UserError(f"no feature cache at {cfg.cache.dir} and no data.root to build one from")
+        if cfg.data.root and not (Path(cfg.cache.dir) / "meta.json").is_file():
+            from lit_edge.train.featurize import build_feature_cache
+
+            build_feature_cache(model, load_dataset(cfg.data), cfg.cache, cfg.data.root, ctx)
+        cache = FeatureCache(cfg.cache.dir)
+        stage = cache_stage(model)
+        if cache.meta.get("stage", "embedding") != stage:
+            raise UserError(
+                f"cache {cfg.cache.dir} holds '{cache.meta.get('stage')}' features but model {cfg.model} "
+                f"trains from '{stage}' features; rebuild the cache for this model"
+            )
+        cache.check(model_hash=tower_hash(model, stage))
+        sampler = EpochSampler(len(cache), cfg.global_batch, cfg.seed)
+        captions = CaptionSampler(cache.taxa, cfg.data.text_mix, cfg.seed, cache.captions)
+        return CachedSource(cache, sampler, captions, ctx.rank, ctx.world), sampler, stage
+    from PIL import Image
+
+    data = load_dataset(cfg.data)
+    sampler = EpochSampler(len(data), cfg.global_batch, cfg.seed)
+    captions = CaptionSampler(data.taxa, cfg.data.text_mix, cfg.seed)
+    tf = model.image_transform(train=cfg.augment)
+
+    def transform(rgb):
+        return tf(Image.fromarray(rgb))
+
+    src = OnlineSource(
+        data, sampler, captions, transform, ctx.rank, ctx.world, cfg.seed, cfg.data.num_workers
+    )
+    return src, sampler, None
+
+
+def _loss(model, batch, stage, cfg: TrainConfig, ctx: distributed.DistContext) -> torch.Tensor:
+    inputs, labels, texts = batch.inputs, batch.labels, batch.texts
+    if stage is None and ctx.world > 1:  # online: unreadable images dropped; ranks need equal rows
+        n = distributed.min_int(len(labels), ctx.device)
+        inputs, labels, texts = inputs[:n], labels[:n], texts[:n]
+    if len(labels) == 0:
+        raise UserError(f"step {batch.step}: no readable image in the batch; check the dataset's files")
+    inputs = inputs.to(ctx.device)
+    image = embed_cached(model, inputs, stage) if stage else model.encode_image(inputs, normalize=True)
+    tokens = {k: v.to(ctx.device) for k, v in model.tokenize(texts).items()}
+    text = model.encode_text(tokens, normalize=True)
+    return contrastive_loss(
+        image, text, model.logit_scale.exp(), model.logit_bias, labels.to(ctx.device), cfg.loss
+    )
+
+
+def train(cfg: TrainConfig, resume: bool = False) -> TrainResult:
+    """Run ``cfg`` to its last step (or continue it from its latest checkpoint with ``resume``)."""
+    ctx = distributed.setup(cfg.device)
+    try:
+        return _train(cfg, resume, ctx)
+    finally:
+        distributed.teardown()
+
+
+def _train(cfg: TrainConfig, resume: bool, ctx: distributed.DistContext) -> TrainResult:
+    out_dir = Path(cfg.out_dir)
+    if cfg.loss.kind == "sigmoid":
+        log.info("sigmoid loss: the model's logit bias is trained (init_logit_bias in its config)")
+    model = build_model(cfg).to(ctx.device)
+    distributed.broadcast_parameters(model)
+    model.train()
+    _set_dropout(model, cfg.dropout)
+    source, sampler, stage = _source(cfg, model, ctx)
+    total = cfg.max_steps or cfg.epochs * sampler.steps_per_epoch
+    optimizer, params = make_optimizer(model, cfg.optim)
+
+    start = 0
+    existing = checkpointing.latest_checkpoint(out_dir)
+    if resume and existing is not None:
+        extra = checkpointing.load_into(existing, model, optimizer)
+        start = int(extra["step"])
+        log.info("resuming from %s at step %d of %d", existing, start, total)
+    elif existing is not None and not resume:
+        raise UserError(
+            f"{out_dir} already has checkpoints (latest {existing.name}); pass --resume to continue "
+            "or choose another out_dir with --set out_dir=..."
+        )
+    if ctx.is_main:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / "train_config.json").write_text(_config_json(cfg), encoding="utf-8")
+    metrics = MetricsWriter(out_dir, enabled=ctx.is_main)
+    evaluators = make_evaluators(cfg.eval, ctx.device) if ctx.is_main and cfg.eval.evaluators else []
+    local_batch = cfg.global_batch // ctx.world
+    log.info(
+        "training %s: %d steps (%d per epoch), global batch %d over %d rank(s), %s mode",
+        cfg.model,
+        total,
+        sampler.steps_per_epoch,
+        cfg.global_batch,
+        ctx.world,
+        "cached-feature" if stage else "online",
+    )
+
+    result = TrainResult(step=start, out_dir=out_dir, checkpoint=existing if resume else None)
+    last_time, last_step = time.perf_counter(), start
+    window_loss: list[float] = []
+    with progress_bar(ctx.is_main, "training", total=total, completed=start, loss="-", samples_s="-") as bar:
+        for batch in source.batches(start, total):
+            step = batch.step
+            for path, why in batch.failed:
+                log.warning("step %d: skipping image %s (%s)", step, path, why)
+            result.failed_images += len(batch.failed)
+            lr = learning_rate(cfg.optim, step, total)
+            for g in optimizer.param_groups:
+                g["lr"] = lr
+            torch.manual_seed((cfg.seed * 1_000_003 + step * 101 + ctx.rank) & 0x7FFFFFFF)  # dropout
+            loss = _loss(model, batch, stage, cfg, ctx)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            distributed.average_gradients(params)
+            if cfg.optim.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(params, cfg.optim.grad_clip)
+            optimizer.step()
+            window_loss.append(float(loss.detach()))
+            done = step + 1
+            result.step = done
+
+            if done % cfg.log_every == 0 or done == total:
+                now = time.perf_counter()
+                sps = (done - last_step) * cfg.global_batch / max(now - last_time, 1e-9)
+                mean_loss = distributed.mean_scalar(float(np.mean(window_loss)), ctx.device)
+                metrics.write(
+                    done,
+                    {
+                        "train/loss": mean_loss,
+                        "train/lr": lr,
+                        "train/samples_per_s": sps,
+                        "train/logit_scale": float(model.logit_scale.detach().exp()),
+                    },
+                )
+                bar.advance(0, loss=f"{mean_loss:.4f}", samples_s=f"{sps:.0f}")
+                last_time, last_step, window_loss = now, done, []
+            bar.advance(1)
+
+            if done % cfg.checkpoint_every == 0 or done == total:
+                if ctx.is_main:
+                    result.checkpoint = checkpointing.save(
+                        out_dir,
+                        done,
+                        model,
+                        optimizer,
+                        {
+                            "sampler": {
+                                "seed": cfg.seed,
+                                "epoch": sampler.position(done)[0],
+                                "batch": sampler.position(done)[1],
+                                "global_batch": cfg.global_batch,
+                                "local_batch": local_batch,
+                            },
+                            "train_config": cfg.to_dict(),
+                        },
+                        keep=cfg.keep_checkpoints,
+                    )
+                distributed.barrier()
+            if evaluators and cfg.eval.every_steps and done % cfg.eval.every_steps == 0 and done != total:
+                result.metrics = _evaluate(evaluators, model, metrics, done)
+            distributed.barrier() if cfg.eval.every_steps and done % cfg.eval.every_steps == 0 else None
+    if evaluators:
+        result.metrics = _evaluate(evaluators, model, metrics, result.step)
+    distributed.barrier()
+    metrics.close()
+    result.model = model  # type: ignore[attr-defined]
+    return result
+
+
+def _evaluate(evaluators, model, writer: MetricsWriter, step: int) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for ev in evaluators:
+        out.update(ev.run(model))
+    writer.write(step, out)
+    log.info("step %d eval: %s", step, ", ".join(f"{k}={v:.3f}" for k, v in sorted(out.items())))
+    return out
+
+
+def _config_json(cfg: TrainConfig) -> str:
+    import json
+
+    return json.dumps(cfg.to_dict(), indent=2)
