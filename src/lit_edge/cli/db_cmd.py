@@ -1,7 +1,157 @@
-"""`lit-edge db` commands."""
+"""`lit-edge db`: summarise a detection database, and export it to the formats field tools read.
+
+Thin wrappers over ``lit_edge.fielddata``; torch-free like the runtime.
+"""
 
 from __future__ import annotations
 
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
 import typer
 
+from lit_edge.errors import UserError
+
 app = typer.Typer(no_args_is_help=True)
+
+Db = Annotated[Path, typer.Argument(help="The detection database ('lit-edge tag --db' wrote it).")]
+
+
+class Format(str, Enum):
+    camtrap_dp = "camtrap-dp"
+    megadetector = "megadetector"
+    csv = "csv"
+    xmp = "xmp"
+
+
+class XmpStyle(str, Enum):
+    digikam = "digikam"
+    lightroom = "lightroom"
+
+
+@app.command("summary", help="Counts per species, per day, and failures by reason.")
+def summary(db: Db) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from lit_edge.fielddata.records import read_detections
+    from lit_edge.fielddata.summary import summarise
+
+    s = summarise(read_detections(db))
+    console = Console()
+    typer.echo(f"{db}: {s.total} media, {s.done} classified, {s.failed} failed")
+    t = Table(title="Per species")
+    for col in ("species", "common name", "rank", "photos", "mean score"):
+        t.add_column(col, justify="right" if col in ("photos", "mean score") else "left")
+    for sc in s.species:
+        t.add_row(sc.name, sc.common_name, sc.rank, str(sc.count), f"{sc.mean_score:.2f}")
+    console.print(t)
+    t = Table(title="Per day")
+    for col in ("day", "photos", "named"):
+        t.add_column(col, justify="left" if col == "day" else "right")
+    for day, n in s.per_day.items():
+        t.add_row(day, str(n["media"]), str(n["named"]))
+    console.print(t)
+    t = Table(title="Observation types")
+    t.add_column("type")
+    t.add_column("photos", justify="right")
+    for kind, n in sorted(s.by_type.items()):
+        t.add_row(kind, str(n))
+    console.print(t)
+    t = Table(title=f"Failures ({s.failed})")
+    t.add_column("reason")
+    t.add_column("photos", justify="right")
+    for reason, n in s.failures.items():
+        t.add_row(reason, str(n))
+    console.print(t)
+
+
+@app.command("export", help="Export to Camtrap DP, MegaDetector JSON (Timelapse), CSV, or XMP sidecars.")
+def export(
+    db: Db,
+    format: Annotated[Format, typer.Option("--format", "-f", help="Output format.")],
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            "-o",
+            help="Output: a folder for camtrap-dp, a file for megadetector/csv; for xmp, a folder to "
+            "mirror sidecars into (default: beside each photo).",
+        ),
+    ] = None,
+    deployments: Annotated[
+        Path | None,
+        typer.Option(
+            help="Deployment file (CSV/JSON: deploymentID, latitude, longitude, start, end, camera)."
+        ),
+    ] = None,
+    event_gap: Annotated[
+        float, typer.Option(help="Seconds between photos that still belong to one event.")
+    ] = 60.0,
+    utc_offset: Annotated[
+        str, typer.Option(help="UTC offset of the cameras' clocks when a deployment gives none.")
+    ] = "+00:00",
+    min_score: Annotated[float, typer.Option(help="Decisions below this score become 'unknown'.")] = 0.0,
+    xmp_style: Annotated[
+        XmpStyle, typer.Option(help="digikam: photo.jpg.xmp (also darktable); lightroom: photo.xmp.")
+    ] = XmpStyle.digikam,
+    bundle: Annotated[
+        Path | None, typer.Option(help="Bundle whose labels.csv gives the taxonomy (default: the run's).")
+    ] = None,
+    contributor: Annotated[str, typer.Option(help="Camtrap DP contributor (you or your organisation).")] = (
+        "lit-edge user"
+    ),
+) -> None:
+    from lit_edge.fielddata.config import DecisionRule, FieldDataConfig
+    from lit_edge.fielddata.records import read_detections
+
+    if event_gap < 0:
+        raise UserError(f"--event-gap {event_gap}: must be 0 or more seconds")
+    if out is None and format is not Format.xmp:
+        raise UserError(f"--format {format.value} needs -o OUT (where to write it)")
+    cfg = FieldDataConfig(
+        event_gap_s=event_gap,
+        deployments=deployments,
+        utc_offset=utc_offset,
+        rule=DecisionRule(min_score=min_score),
+        bundle=bundle,
+        contributor=contributor,
+        xmp_style=xmp_style.value,
+    )
+    det = read_detections(db)
+    if format is Format.camtrap_dp:
+        from lit_edge.fielddata.camtrapdp import write_camtrap_dp
+
+        typer.echo(f"wrote {write_camtrap_dp(det, out, cfg)}")
+    elif format is Format.megadetector:
+        from lit_edge.fielddata.megadetector import write_megadetector
+
+        typer.echo(f"wrote {write_megadetector(det, out, cfg)}")
+    elif format is Format.csv:
+        from lit_edge.fielddata.csvout import write_csv
+
+        typer.echo(f"wrote {write_csv(det, out, cfg)}")
+    else:
+        from lit_edge.fielddata.xmp import write_xmp
+
+        written = write_xmp(det, out, cfg)
+        typer.echo(f"wrote {len(written)} XMP sidecar(s)")
+
+
+@app.command("validate", help="Validate a Camtrap DP package offline (needs 'frictionless').")
+def validate(
+    package: Annotated[Path, typer.Argument(help="datapackage.json, or the folder holding it.")],
+) -> None:
+    from lit_edge.fielddata.validate import validate_package
+
+    path = package / "datapackage.json" if package.is_dir() else package
+    result = validate_package(path)
+    if result.valid:
+        typer.echo(f"{path}: valid Camtrap DP")
+        return
+    for line in result.errors:
+        typer.echo(line, err=True)
+    raise UserError(
+        f"{path}: {len(result.errors)} Camtrap DP error(s), listed above; fix them and validate again"
+    )

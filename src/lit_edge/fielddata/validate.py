@@ -95,6 +95,8 @@ def validate_package(descriptor: Path) -> ValidationResult:
     with frictionless.system.use_context(http_session=_offline_session(), trusted=True):
         report = frictionless.validate(str(descriptor))
     errors = tuple(
-        f"{task.name or task.place}: {err.type}: {err.message}" for task in report.tasks for err in task.errors
+        f"{task.name or task.place}: {err.type}: {err.message}"
+        for task in report.tasks
+        for err in task.errors
     ) + tuple(f"package: {err.type}: {err.message}" for err in report.errors)
     return ValidationResult(valid=bool(report.valid), errors=errors)
