@@ -26,6 +26,7 @@ SPECIES = (
     ("Viridis silva", "forest green", "Viridis", "Chromidae", (0, 255, 0)),
     ("Caerulea mare", "sea blue", "Caerulea", "Azuridae", (0, 0, 255)),
 )
+KINGDOMS = {"Chromidae": "Animalia", "Azuridae": "Plantae"}
 COLOURS = {name: rgb for name, _, _, _, rgb in SPECIES}
 
 
@@ -90,7 +91,7 @@ def make_bundle(
     emb = []
     for i, (sci, common, genus, family, rgb) in enumerate(SPECIES):
         ranks = dict.fromkeys(RANKS, "")
-        ranks.update(kingdom="Animalia", family=family, genus=genus, species=sci)
+        ranks.update(kingdom=KINGDOMS[family], family=family, genus=genus, species=sci)
         labels.append(Label(i, sci, common, tuple(ranks.items())))
         e = _centred(rgb) @ proj
         emb.append(e / np.linalg.norm(e))
@@ -123,3 +124,70 @@ def write_jpeg(path: Path, rgb_image: np.ndarray, quality: int = 95) -> Path:
     )
     assert ok, path
     return path
+
+
+def giant_grey_jpeg(path: Path, width: int = 20000, height: int = 20000) -> Path:
+    """A valid baseline greyscale JPEG of ``width`` x ``height`` (multiples of 8), all mid-grey.
+
+    Written by hand so the test never holds the full image in memory: with one-symbol Huffman
+    tables (DC difference 0, AC end-of-block) each 8x8 block costs two zero bits, so a
+    20,000 x 20,000 image is 1.5 MB of zero bytes. Decoding it at full size would need 400 MB.
+    """
+    import struct
+
+    assert width % 8 == 0 and height % 8 == 0
+    blocks = (width // 8) * (height // 8)
+
+    def seg(marker: int, body: bytes) -> bytes:
+        return struct.pack(">BBH", 0xFF, marker, len(body) + 2) + body
+
+    one_code = bytes([1] + [0] * 15) + b"\x00"  # one code of length 1, for symbol 0
+    out = b"\xff\xd8"
+    out += seg(0xDB, b"\x00" + bytes([1] * 64))
+    out += seg(0xC0, struct.pack(">BHHB", 8, height, width, 1) + b"\x01\x11\x00")
+    out += seg(0xC4, b"\x00" + one_code) + seg(0xC4, b"\x10" + one_code)
+    out += seg(0xDA, b"\x01\x01\x00\x00\x3f\x00")
+    nbytes = (2 * blocks + 7) // 8
+    with open(path, "wb") as f:
+        f.write(out)
+        f.write(bytes(nbytes))
+        f.write(b"\xff\xd9")
+    return Path(path)
+
+
+def jpeg_with_exif(
+    path: Path,
+    rgb_image: np.ndarray,
+    *,
+    orientation: int = 1,
+    when: str | None = None,
+    gps: tuple[float, float, float] | None = None,
+    mode: str = "RGB",
+) -> Path:
+    """Write a JPEG with PIL (dev-only) carrying EXIF orientation, DateTimeOriginal and GPS."""
+    from fractions import Fraction
+
+    from PIL import Image
+
+    def dms(v: float):
+        v = abs(v)
+        d = int(v)
+        m = int((v - d) * 60)
+        s = Fraction((v - d - m / 60) * 3600).limit_denominator(1000)
+        return (Fraction(d), Fraction(m), s)
+
+    img = Image.fromarray(rgb_image)
+    if mode != "RGB":
+        img = img.convert(mode)
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    if when:
+        exif.get_ifd(0x8769)[0x9003] = when
+    if gps:
+        lat, lon, alt = gps
+        g = exif.get_ifd(0x8825)
+        g[1], g[2] = ("N" if lat >= 0 else "S"), dms(lat)
+        g[3], g[4] = ("E" if lon >= 0 else "W"), dms(lon)
+        g[5], g[6] = (0 if alt >= 0 else 1), Fraction(abs(alt)).limit_denominator(100)
+    img.save(path, "JPEG", exif=exif.tobytes(), quality=95)
+    return Path(path)

@@ -132,8 +132,8 @@ def detect(
     )
     for rank, name, n in result.summary.taxa:
         typer.echo(f"  {n:6d}  {name} ({rank})")
-    if result.source_error:
-        typer.echo(f"source: {result.source_error}", err=True)
+    if result.source_error:  # non-zero, so that systemd's Restart=on-failure starts it again
+        raise UserError(f"{result.source_error}; detections so far are in {cfg.db}")
 
 
 def _path(v) -> Path | None:

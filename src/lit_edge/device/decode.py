@@ -13,6 +13,7 @@ same way, whatever OpenCV version does or does not do for reduced decodes.
 from __future__ import annotations
 
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,6 +57,10 @@ def reduce_factor(width: int, height: int, min_side: int) -> int:
 def read_bytes(path: Path) -> bytes:
     """Read a file, turning every way it can be unreadable into a :class:`DecodeError`."""
     try:
+        st = os.stat(path)
+        if not stat.S_ISREG(st.st_mode):  # a FIFO or device named .jpg would block or never end
+            kind = "directory" if stat.S_ISDIR(st.st_mode) else "FIFO, socket or device"
+            raise DecodeError(f"not a regular file ({kind})")
         with open(path, "rb") as f:
             data = f.read()
     except FileNotFoundError as exc:
@@ -96,10 +101,10 @@ def _decode_jpeg(data: bytes, buf: np.ndarray, min_side: int) -> Decoded:
     factor = reduce_factor(info.width, info.height, min_side) if min_side else 1
     flags = _REDUCED[factor] if factor > 1 else (cv2.IMREAD_COLOR if _RGB is None else _RGB)
     img = cv2.imdecode(buf, flags | cv2.IMREAD_IGNORE_ORIENTATION)
-    if img is None:
-        raise DecodeError("corrupt JPEG: OpenCV could not decode it")
     if _truncated(data):
         raise DecodeError("truncated JPEG: the file ends before the image data does")
+    if img is None:
+        raise DecodeError("corrupt JPEG: OpenCV could not decode it")
     if factor > 1 or _RGB is None:
         img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
     img = apply_orientation(img, info.orientation)
@@ -116,7 +121,8 @@ def _truncated(data: bytes) -> bool:
     a warning, so without this check a half-copied photo would be classified as if it were whole.
     Entropy-coded data never holds a literal FFD9, and a trailer after the image is allowed.
     """
-    return data.rfind(b"\xff\xd9") < data.rfind(b"\xff\xda")
+    sos = data.rfind(b"\xff\xda")
+    return sos < 0 or data.rfind(b"\xff\xd9") < sos
 
 
 def apply_orientation(img: np.ndarray, orientation: int) -> np.ndarray:
