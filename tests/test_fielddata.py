@@ -15,11 +15,8 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
-from fielddata_fixtures import fill_db, write_photo
-from lit_edge.bundle import Label, write_labels
-from lit_edge.cli.app import app
+from fielddata_fixtures import FOX, _decided, cli, fill_db, make_field, write_photo
 from lit_edge.fielddata.config import DecisionRule
 from lit_edge.fielddata.events import Classification, classify_event
 
@@ -28,109 +25,11 @@ DC = "{http://purl.org/dc/elements/1.1/}"
 LR = "{http://ns.adobe.com/lightroom/1.0/}"
 DK = "{http://www.digikam.org/ns/1.0/}"
 
-FOX = (0, "Vulpes vulpes", "red fox")
-BADGER = (1, "Meles meles", "European badger")
-DEER = (2, "Capreolus capreolus", "roe deer")
-RANKS = {
-    "Vulpes vulpes": ("Animalia", "Chordata", "Mammalia", "Carnivora", "Canidae", "Vulpes"),
-    "Meles meles": ("Animalia", "Chordata", "Mammalia", "Carnivora", "Mustelidae", "Meles"),
-    "Capreolus capreolus": ("Animalia", "Chordata", "Mammalia", "Artiodactyla", "Cervidae", "Capreolus"),
-}
-
-
-def _decided(top, score, second=BADGER):
-    return {
-        "top_label_id": top[0],
-        "top_name": top[1],
-        "top_rank": "species",
-        "top_score": score,
-        "predictions": [(*top, score), (*second, round(1 - score, 3))],
-    }
-
 
 @pytest.fixture
 def field(tmp_path):
-    """Two camera folders of real JPEGs and a database of their (controlled) decisions."""
-    photos = tmp_path / "card"
-    a, b = photos / "siteA", photos / "siteB"
-    rows = []
-
-    def add(folder, name, when, gps, status="done", **decision):
-        p = write_photo(folder / name, when.replace("-", ":").replace("T", " "), gps)
-        iso = when if when else None
-        row = {
-            "path": str(p.resolve()),
-            "captured_at": iso,
-            "time_source": "exif",
-            "latitude": gps[0] if gps else None,
-            "longitude": gps[1] if gps else None,
-            "width": 96,
-            "height": 64,
-            "file_size": p.stat().st_size,
-            "status": status,
-            "processed_at": "2024-06-01T10:00:30Z",
-        }
-        row.update(decision)
-        rows.append(row)
-        return p
-
-    # site A: a burst of three (0 s, 20 s, 50 s) then a lone photo ten minutes later
-    add(a, "IMG_0001.JPG", "2024-05-01T06:30:00", (51.1801, 5.6501), **_decided(FOX, 0.9))
-    add(a, "IMG_0002.JPG", "2024-05-01T06:30:20", (51.1801, 5.6501), **_decided(FOX, 0.7))
-    add(a, "IMG_0003.JPG", "2024-05-01T06:30:50", (51.1801, 5.6501), **_decided(BADGER, 0.6, FOX))
-    add(
-        a,
-        "IMG_0004.JPG",
-        "2024-05-01T06:40:50",
-        (51.1801, 5.6501),
-        top_name="uncertain",
-        top_rank="uncertain",
-        top_score=0.3,
-        predictions=[(*DEER, 0.3), (*FOX, 0.25)],
-    )
-    # site B: a deer the next day, and a photo the runtime could not decode
-    add(b, "IMG_0101.JPG", "2024-05-02T21:15:00", (51.2, 5.7), **_decided(DEER, 0.8))
-    broken = b / "IMG_0102.JPG"
-    broken.write_bytes(b"not a jpeg")
-    rows.append(
-        {
-            "path": str(broken.resolve()),
-            "captured_at": "2024-05-02T21:15:30",
-            "time_source": "mtime",
-            "status": "failed",
-            "error": f"{broken.resolve()}: cannot decode image",
-        }
-    )
-    db = tmp_path / "detections.db"
-    fill_db(db, rows)
-    labels = tmp_path / "bundle"
-    labels.mkdir()
-    write_labels(
-        labels / "labels.csv",
-        [
-            Label(
-                id=i,
-                scientific_name=n,
-                common_name=c,
-                ranks=tuple(
-                    zip(
-                        ("kingdom", "phylum", "class", "order", "family", "genus", "species"),
-                        (*RANKS[n], n),
-                        strict=True,
-                    )
-                ),
-            )
-            for i, n, c in (FOX, BADGER, DEER)
-        ],
-    )
-    return {"db": db, "photos": photos, "a": a, "b": b, "bundle": labels, "tmp": tmp_path}
-
-
-runner = CliRunner()
-
-
-def cli(*args):
-    return runner.invoke(app, [str(a) for a in args])
+    """Two camera folders of real JPEGs and a database of their decisions (see fielddata_fixtures)."""
+    return make_field(tmp_path)
 
 
 def read_csv(path: Path) -> list[dict]:

@@ -39,7 +39,7 @@ td.n{text-align:right;font-variant-numeric:tabular-nums}
 .thumb img{width:100%;height:auto;display:block;border-radius:3px;background:#eee}
 .missing{width:100%;height:90px;background:#eee;display:flex;align-items:center;justify-content:center;color:#888}
 pre{background:#f6f6f6;padding:.5rem;overflow-x:auto;font-size:.8rem}
-.meta{color:#666;font-size:.85rem}#js-errors{color:#b00}
+.meta{color:#666;font-size:.85rem}#js-errors{color:#b00}#js-errors:empty{display:none}figure{margin:0}
 """.replace("THUMB", str(THUMB_PX))
 
 SCRIPT = """
