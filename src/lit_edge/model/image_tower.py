@@ -14,6 +14,7 @@ drops the fused activation, and the features explode; this tower never does that
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 
 import timm
 import torch
@@ -39,6 +40,8 @@ class ImageTower(nn.Module):
         self.locked = False
         if cfg.embed not in ("proj", "class_dist"):
             raise UserError(f"image tower: unknown embed {cfg.embed!r}; use 'proj' or 'class_dist'")
+        if pretrained:
+            _check_source(cfg)  # fail before building a large backbone for nothing
         num_classes = cfg.num_classes if cfg.embed == "class_dist" else 0
         try:
             self.trunk = timm.create_model(
@@ -64,14 +67,8 @@ class ImageTower(nn.Module):
         """Load backbone weights from a ``package:`` source or a local safetensors file."""
         if source in sources.RANDOM_INIT:
             return
-        if source == sources.USER_SUPPLIED:
-            raise UserError(
-                f"image tower {self.cfg.timm_name}: this model needs your own checkpoint; "
-                "pass image_checkpoint='/path/to/weights.safetensors' (CLI: --image-checkpoint)"
-            )
+        _check_source(replace(self.cfg, weights=source))
         if sources.is_package(source):
-            if sources.package_name(source) != "efficientnet_lite0":
-                raise UserError(f"image tower: {source!r} is not an image weight package")
             from lit_edge.model.effnet_lite import read_legacy_state_dict
 
             state = read_legacy_state_dict(sources.resolve_package(source))
@@ -132,6 +129,23 @@ class ImageTower(nn.Module):
         if self.cfg.embed != "class_dist":
             raise UserError("image tower: only a 'class_dist' tower keeps its ImageNet classifier")
         return self.trunk(x)
+
+
+def _check_source(cfg: ImageTowerConfig) -> None:
+    source = cfg.weights
+    if source in sources.RANDOM_INIT:
+        return
+    if source == sources.USER_SUPPLIED:
+        raise UserError(
+            f"image tower {cfg.timm_name}: this model needs your own checkpoint; "
+            "pass image_checkpoint='/path/to/weights.safetensors' (CLI: --image-checkpoint)"
+        )
+    if sources.is_package(source):
+        if sources.package_name(source) != "efficientnet_lite0":
+            raise UserError(f"image tower: {source!r} is not an image weight package")
+        sources.resolve_package(source)
+    else:
+        sources.resolve_file(source, f"image tower {cfg.timm_name}")
 
 
 def _strip_prefixes(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
