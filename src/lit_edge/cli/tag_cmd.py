@@ -80,15 +80,18 @@ def tag(
 
 
 class _progress:
-    """A rich progress bar with files/s and ETA on stderr, or nothing."""
+    """A rich progress bar (files/s, ETA) on stderr, started once the work is known, or nothing.
+
+    Starting lazily keeps the terminal clean when the run fails early (bad bundle, bad folder):
+    the user then sees only the one-line error.
+    """
 
     def __init__(self, enabled: bool):
         self.enabled = enabled
         self._bar = None
+        self._task = None
 
-    def __enter__(self):
-        if not self.enabled:
-            return None
+    def _start(self) -> None:
         from rich.console import Console
         from rich.progress import (
             BarColumn,
@@ -108,18 +111,21 @@ class _progress:
             TextColumn("ETA"),
             TimeRemainingColumn(),
             console=Console(stderr=True),
-            transient=False,
         )
-        self._bar.__enter__()
-        task = self._bar.add_task("tag", total=None, rate="")
+        self._bar.start()
+        self._task = self._bar.add_task("tag", total=None, rate="")
 
-        def update(done: int, total: int) -> None:
-            t = self._bar.tasks[0]
-            speed = t.speed
-            self._bar.update(task, completed=done, total=total, rate=f"{speed:.0f} files/s" if speed else "")
+    def _update(self, done: int, total: int) -> None:
+        if self._bar is None:
+            self._start()
+        speed = self._bar.tasks[0].speed
+        self._bar.update(
+            self._task, completed=done, total=total, rate=f"{speed:.0f} files/s" if speed else ""
+        )
 
-        return update
+    def __enter__(self):
+        return self._update if self.enabled else None
 
     def __exit__(self, *exc):
         if self._bar is not None:
-            self._bar.__exit__(*exc)
+            self._bar.stop()

@@ -55,7 +55,9 @@ def read_jpeg_info(data: bytes | memoryview) -> JpegInfo:
         (length,) = struct.unpack_from(">H", data, pos + 2)
         seg = data[pos + 4 : pos + 2 + length]
         if marker == 0xE1 and bytes(seg[:6]) == b"Exif\x00\x00" and "orientation" not in fields:
-            with contextlib.suppress(struct.error, ValueError, IndexError, ZeroDivisionError, UnicodeDecodeError):
+            with contextlib.suppress(
+                struct.error, ValueError, IndexError, ZeroDivisionError, UnicodeDecodeError
+            ):
                 fields.update(_parse_tiff(bytes(seg[6:])))
         elif marker in _SOF and len(seg) >= 6:
             _, h, w, comps = struct.unpack_from(">BHHB", seg, 0)

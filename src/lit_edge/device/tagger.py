@@ -72,6 +72,11 @@ def default_db(source: str) -> Path:
     return Path("lit-edge.db")
 
 
+def media_key(path: Path) -> str:
+    """A photo's identity in the database: its resolved path (a broken link is keyed by itself)."""
+    return os.path.realpath(path) if os.path.exists(path) else os.path.abspath(path)
+
+
 def _load(path: Path, key: str, engine: Engine) -> _Loaded:
     """Decode + resize one photo; every failure becomes a failed record (never an exception)."""
     rec = MediaRecord(path=key, source=str(path))
@@ -114,7 +119,7 @@ def run_tag(
     engine = engine or Engine(config.engine)
     store = Store(config.db, batch=config.commit_every)
     skip = store.done_paths(config.retry_failed)
-    todo = [(p, k) for p in files if (k := os.path.realpath(p)) not in skip]
+    todo = [(p, k) for p in files if (k := media_key(p)) not in skip]
     # a folder listed twice through a symlinked sub-folder is still one photo per resolved path
     seen: set[str] = set()
     todo = [(p, k) for p, k in todo if not (k in seen or seen.add(k))]
@@ -134,6 +139,8 @@ def run_tag(
         config.db,
         len(todo),
     )
+    if progress:
+        progress(0, len(todo))
     stop = stop or threading.Event()
     workers = config.workers or (os.cpu_count() or 2)
     processed = failed = 0
