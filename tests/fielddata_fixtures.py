@@ -34,12 +34,13 @@ def write_photo(
     gps: tuple[float, float] | None = None,
     colour: tuple[int, int, int] = (120, 90, 60),
     size: tuple[int, int] = (96, 64),
+    stripes: bool = True,
 ) -> Path:
-    """A real JPEG; ``when`` like ``2024:05:01 06:30:00`` (EXIF's own format)."""
+    """A real JPEG; ``when`` like ``2024:05:01 06:30:00`` (EXIF's own format); ``stripes=False``: one colour."""
     path.parent.mkdir(parents=True, exist_ok=True)
     img = Image.new("RGB", size, colour)
     # a little structure so thumbnails are not flat
-    for x in range(0, size[0], 8):
+    for x in range(0, size[0], 8) if stripes else ():
         for y in range(size[1] // 3, size[1] // 3 * 2):
             img.putpixel((x, y), (255 - colour[0], 255 - colour[1], 255 - colour[2]))
     exif = Image.Exif()
