@@ -12,7 +12,6 @@ import json
 from pathlib import Path
 from typing import Annotated
 
-import click
 import typer
 
 from lit_edge.cli.device_opts import (
@@ -163,10 +162,8 @@ def _from_config(ctx: typer.Context, path: Path, opts: dict) -> dict:
         if name not in opts or name == "config":
             unknown.append(key)
             continue
-        if ctx.get_parameter_source(name) in (
-            click.core.ParameterSource.COMMANDLINE,
-            click.core.ParameterSource.ENVIRONMENT,
-        ):
+        given = ctx.get_parameter_source(name)  # compared by name: typer may vendor its own click
+        if given is not None and given.name in ("COMMANDLINE", "ENVIRONMENT"):
             continue
         out[name] = value
     if unknown:

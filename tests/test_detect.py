@@ -1,0 +1,202 @@
+"""`lit-edge detect` for real: video files, a local HTTP MJPEG camera, signals, config, saved frames."""
+
+from __future__ import annotations
+
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import pytest
+from typer.testing import CliRunner
+
+from bundle_factory import COLOURS, make_bundle, solid
+from lit_edge.cli.app import app
+from lit_edge.device.live import DetectConfig, run_detect
+from lit_edge.device.pipeline import EngineConfig
+from lit_edge.device.sources import CaptureConfig
+from mjpeg_server import MjpegServer
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory) -> Path:
+    return make_bundle(tmp_path_factory.mktemp("bundle"))
+
+
+def _rows(db, sql, args=()):
+    con = sqlite3.connect(db)
+    try:
+        return con.execute(sql, args).fetchall()
+    finally:
+        con.close()
+
+
+def _video(path: Path, names: list[str], n_each: int = 10, fps: int = 10) -> Path:
+    w = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (64, 48))
+    for name in names:
+        for _ in range(n_each):
+            w.write(cv2.cvtColor(solid(COLOURS[name]), cv2.COLOR_RGB2BGR))
+    w.release()
+    return path
+
+
+def test_detect_video_file_logs_every_frame_and_ends(tmp_path, bundle):
+    video = _video(tmp_path / "trail cam.avi", ["Rubra rosea", "Viridis silva", "Caerulea mare"])
+    db = tmp_path / "d.db"
+    r = runner.invoke(
+        app, ["detect", str(video), "--bundle", str(bundle), "--db", str(db), "--status-every", "0"]
+    )
+    assert r.exit_code == 0, r.output
+    rows = _rows(
+        db,
+        "SELECT frame_index, top_name, top_rank, time_source, path, source FROM media ORDER BY frame_index",
+    )
+    assert [row[0] for row in rows] == list(range(30))
+    assert [row[1] for row in rows] == ["Rubra rosea"] * 10 + ["Viridis silva"] * 10 + ["Caerulea mare"] * 10
+    assert {row[3] for row in rows} == {"video"} and rows[0][4] == str(video.resolve())
+    assert "frame 12  species Viridis silva" in r.output
+    assert "detect: 30 frame(s)" in r.output
+    assert _rows(db, "SELECT command, status FROM runs") == [("detect", "finished")]
+    # a re-run of the same video replaces its frames rather than duplicating them
+    r = runner.invoke(
+        app, ["detect", str(video), "--bundle", str(bundle), "--db", str(db), "--every", "2", "-q"]
+    )
+    assert r.exit_code == 0 and "species" not in r.output.split("detect:")[0]
+    assert _rows(db, "SELECT COUNT(*), MAX(run_id) FROM media WHERE frame_index % 2 = 0") == [(15, 2)]
+    assert _rows(db, "SELECT COUNT(*) FROM media") == [(30,)]
+
+
+def test_stream_that_drops_is_reconnected_and_everything_seen_is_saved(tmp_path, bundle):
+    db = tmp_path / "s.db"
+    with MjpegServer(solid(COLOURS["Caerulea mare"]), frames_per_connection=10, max_connections=3) as cam:
+        cfg = DetectConfig(
+            source=cam.url,
+            db=db,
+            engine=EngineConfig(bundle=bundle),
+            capture=CaptureConfig(backoff_s=0.05, max_reconnects=4, queue_size=64),
+            status_every_s=0,
+        )
+        lines: list[str] = []
+        result = run_detect(cfg, echo=lines.append)
+    assert result.reconnects >= 3 and result.source_error
+    assert result.frames + result.dropped == cam.frames_sent == 30
+    assert _rows(db, "SELECT COUNT(*), COUNT(DISTINCT frame_index) FROM media") == [(result.frames,) * 2]
+    assert _rows(db, "SELECT DISTINCT top_name, path, time_source FROM media") == [
+        ("Caerulea mare", cam.url, "clock")
+    ]
+    assert _rows(db, "SELECT status FROM runs") == [("finished",)]
+
+
+def test_second_run_on_the_same_camera_continues_frame_numbers(tmp_path, bundle):
+    db = tmp_path / "two.db"
+    with MjpegServer(solid(COLOURS["Rubra rosea"]), frames_per_connection=5, max_connections=2) as cam:
+        for _ in range(2):
+            cfg = DetectConfig(
+                source=cam.url,
+                db=db,
+                engine=EngineConfig(bundle=bundle),
+                capture=CaptureConfig(max_reconnects=0, queue_size=64),
+                status_every_s=0,
+            )
+            assert run_detect(cfg, echo=lambda s: None).frames == 5
+    rows = _rows(db, "SELECT run_id, frame_index FROM media ORDER BY frame_index")
+    assert rows == [(1, i) for i in range(5)] + [(2, i) for i in range(5, 10)]
+
+
+def test_lost_stream_exits_nonzero_through_the_cli(tmp_path, bundle):
+    db = tmp_path / "lost.db"
+    with MjpegServer(solid(COLOURS["Rubra rosea"]), frames_per_connection=5, max_connections=1) as cam:
+        r = runner.invoke(
+            app, ["detect", cam.url, "--bundle", str(bundle), "--db", str(db), "--max-reconnects", "1", "-q"]
+        )
+    assert r.exit_code == 2 and "not reconnected" in r.output and f"detections so far are in {db}" in r.output
+    assert _rows(db, "SELECT COUNT(*) FROM media")[0][0] >= 1
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_signal_finishes_the_batch_flushes_and_exits_zero(tmp_path, bundle, sig):
+    db = tmp_path / "sig.db"
+    with MjpegServer(solid(COLOURS["Viridis silva"]), fps=30) as cam:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "lit_edge.cli.app", "detect", cam.url, "--bundle", str(bundle), "--db", str(db),
+             "--status-every", "0.5", "--threads", "1"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if _rows(db, "SELECT COUNT(*) FROM media")[0][0] >= 30:
+                    break
+            except sqlite3.Error:
+                pass
+            time.sleep(0.05)
+        proc.send_signal(sig)
+        out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err[-2000:]
+    printed = int(out.split("detect: ")[1].split(" frame")[0])
+    assert printed >= 30 and _rows(db, "SELECT COUNT(*) FROM media") == [(printed,)]
+    assert out.count("species Viridis silva") == printed
+    assert "status:" in out and "fps" in out and "source queue" in out
+    assert _rows(db, "SELECT status FROM runs") == [("interrupted",)]
+    assert _rows(db, "PRAGMA integrity_check") == [("ok",)]
+
+
+def test_duration_and_config_file(tmp_path, bundle):
+    db = tmp_path / "cfg.db"
+    with MjpegServer(solid(COLOURS["Rubra purpurea"]), fps=40) as cam:
+        cfg = tmp_path / "device.toml"
+        cfg.write_text(
+            f'[detect]\nsource = "{cam.url}"\nbundle = "{bundle}"\ndb = "{tmp_path / "ignored.db"}"\n'
+            "duration = 1.0\nevery = 4\nstatus-every = 0\nquiet = true\n",
+            encoding="utf-8",
+        )
+        t0 = time.monotonic()
+        r = runner.invoke(app, ["detect", "--config", str(cfg), "--db", str(db)])  # CLI --db wins
+        took = time.monotonic() - t0
+    assert r.exit_code == 0, r.output
+    assert not (tmp_path / "ignored.db").exists() and db.exists()
+    assert took < 15
+    idx = [i for (i,) in _rows(db, "SELECT frame_index FROM media ORDER BY frame_index")]
+    assert idx and all(i % 4 == 0 for i in idx)
+    assert _rows(db, "SELECT status FROM runs") == [("finished",)]
+    bad = tmp_path / "bad.toml"
+    bad.write_text("fpss = 3\n")
+    r = runner.invoke(app, ["detect", "x.avi", "--config", str(bad)])
+    assert r.exit_code == 2 and "unknown option(s) fpss" in r.output
+
+
+def test_confident_frames_are_saved_within_the_quota(tmp_path, bundle):
+    video = _video(tmp_path / "v.avi", ["Rubra rosea"], n_each=40)
+    frames_dir = tmp_path / "frames"
+    one = len(
+        cv2.imencode(
+            ".jpg",
+            cv2.cvtColor(solid(COLOURS["Rubra rosea"]), cv2.COLOR_RGB2BGR),
+            [cv2.IMWRITE_JPEG_QUALITY, 90],
+        )[1]
+    )
+    quota_mb = (one * 5.5) / (1024 * 1024)  # room for five frames
+    r = runner.invoke(
+        app,
+        ["detect", str(video), "--bundle", str(bundle), "--db", str(tmp_path / "f.db"), "-q",
+         "--save-frames", str(frames_dir), "--save-quota-mb", str(quota_mb)],
+    )  # fmt: skip
+    assert r.exit_code == 0, r.output
+    saved = [
+        Path(p)
+        for (p,) in _rows(tmp_path / "f.db", "SELECT saved_frame FROM media WHERE saved_frame IS NOT NULL")
+    ]
+    assert len(saved) == 5 and all(p.is_file() for p in saved)
+    assert sum(p.stat().st_size for p in frames_dir.iterdir()) <= quota_mb * 1024 * 1024
+    img = cv2.imread(str(saved[0]))
+    assert img.shape == (48, 64, 3) and img[0, 0, 2] > 200  # red, as BGR on disk
+
+
+def test_photos_are_not_a_live_source(tmp_path, bundle):
+    r = runner.invoke(app, ["detect", str(tmp_path), "--bundle", str(bundle)])
+    assert r.exit_code == 2 and "use 'lit-edge tag" in r.output
