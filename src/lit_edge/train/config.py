@@ -66,6 +66,7 @@ class TrainConfig:
 
     name: str = "run"
     model: str = "lit-tiny-test"  # a registry name or a path to a model config JSON
+    image_checkpoint: str = ""  # local .safetensors for image towers whose weights are "user" (ViT-L/16)
     data: DataConfig = field(default_factory=DataConfig)
     cache: CacheConfig = field(default_factory=CacheConfig)
     loss: LossConfig = field(default_factory=LossConfig)
@@ -74,6 +75,7 @@ class TrainConfig:
     global_batch: int = 32
     epochs: int = 1
     max_steps: int = 0  # 0 = as many as ``epochs`` take
+    stop_at: int = 0  # checkpoint and stop at this step, schedule unchanged (time-limited jobs); 0 = off
     seed: int = 0
     out_dir: str = "runs/run"
     checkpoint_every: int = 100
@@ -170,8 +172,11 @@ def parse_value(raw: str, tp, key: str = "value"):
                 raise ValueError(raw)
             return {str(k): float(v) for k, v in value.items()}
         if dataclasses.is_dataclass(tp):
-            return _from_dict(tp, json.loads(raw), key + ".")
-    except (ValueError, TypeError, json.JSONDecodeError):
+            value = json.loads(raw)
+            if not isinstance(value, dict):
+                raise ValueError(raw)
+            return _from_dict(tp, value, key + ".")
+    except (ValueError, TypeError, AttributeError, json.JSONDecodeError):
         pass
     else:
         raise UserError(f"config key {key!r} has an unsupported type {tp}")

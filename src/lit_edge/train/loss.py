@@ -45,9 +45,13 @@ def gather_features(x: torch.Tensor) -> torch.Tensor:
     _, world = _world()
     if world == 1:
         return x
+    import warnings
+
     import torch.distributed.nn.functional as dist_fn
 
-    return torch.cat(dist_fn.all_gather(x), dim=0)
+    with warnings.catch_warnings():  # deprecated in favour of a private API; still the public one
+        warnings.simplefilter("ignore", FutureWarning)
+        return torch.cat(dist_fn.all_gather(x), dim=0)
 
 
 def gather_labels(y: torch.Tensor) -> torch.Tensor:

@@ -58,8 +58,9 @@ def build_model(cfg: TrainConfig):
             raise UserError(f"model config {path} not found; give a registered name or a JSON file")
         import json
 
-        return create_model(LiTConfig.from_dict(json.loads(path.read_text(encoding="utf-8"))))
-    return create_model(cfg.model)
+        config = LiTConfig.from_dict(json.loads(path.read_text(encoding="utf-8")))
+        return create_model(config, image_checkpoint=cfg.image_checkpoint or None)
+    return create_model(cfg.model, image_checkpoint=cfg.image_checkpoint or None)
 
 
 def make_optimizer(model, cfg: OptimConfig) -> tuple[torch.optim.Optimizer, list[torch.nn.Parameter]]:
@@ -91,11 +92,11 @@ def learning_rate(cfg: OptimConfig, step: int, total: int) -> float:
     return floor + (cfg.lr - floor) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
-def _set_dropout(model, enabled: bool) -> None:
-    if not enabled:
-        for m in model.modules():
-            if isinstance(m, torch.nn.Dropout):
-                m.eval()
+def _train_mode(model, cfg: TrainConfig) -> None:
+    """Train mode, or eval mode when ``dropout`` is off: the only train-time behaviour of the trainable
+    part is dropout (the locked tower keeps its BatchNorm fixed), and HF attention applies dropout
+    functionally, so switching modules' mode is the one switch that turns all of it off."""
+    model.train(cfg.dropout)
 
 
 def _source(cfg: TrainConfig, model, ctx: distributed.DistContext):
@@ -165,9 +166,8 @@ def _train(cfg: TrainConfig, resume: bool, ctx: distributed.DistContext) -> Trai
         log.info("sigmoid loss: the model's logit bias is trained (init_logit_bias in its config)")
     model = build_model(cfg).to(ctx.device)
     distributed.broadcast_parameters(model)
-    model.train()
-    _set_dropout(model, cfg.dropout)
-    source, sampler, stage = _source(cfg, model, ctx)
+    source, sampler, stage = _source(cfg, model, ctx)  # may build the cache (in eval mode)
+    _train_mode(model, cfg)
     total = cfg.max_steps or cfg.epochs * sampler.steps_per_epoch
     optimizer, params = make_optimizer(model, cfg.optim)
 
@@ -201,8 +201,9 @@ def _train(cfg: TrainConfig, resume: bool, ctx: distributed.DistContext) -> Trai
     result = TrainResult(step=start, out_dir=out_dir, checkpoint=existing if resume else None)
     last_time, last_step = time.perf_counter(), start
     window_loss: list[float] = []
+    end = min(total, cfg.stop_at) if cfg.stop_at else total
     with progress_bar(ctx.is_main, "training", total=total, completed=start, loss="-", samples_s="-") as bar:
-        for batch in source.batches(start, total):
+        for batch in source.batches(start, end):
             step = batch.step
             for path, why in batch.failed:
                 log.warning("step %d: skipping image %s (%s)", step, path, why)
@@ -222,7 +223,7 @@ def _train(cfg: TrainConfig, resume: bool, ctx: distributed.DistContext) -> Trai
             done = step + 1
             result.step = done
 
-            if done % cfg.log_every == 0 or done == total:
+            if done % cfg.log_every == 0 or done == end:
                 now = time.perf_counter()
                 sps = (done - last_step) * cfg.global_batch / max(now - last_time, 1e-9)
                 mean_loss = distributed.mean_scalar(float(np.mean(window_loss)), ctx.device)
@@ -239,7 +240,7 @@ def _train(cfg: TrainConfig, resume: bool, ctx: distributed.DistContext) -> Trai
                 last_time, last_step, window_loss = now, done, []
             bar.advance(1)
 
-            if done % cfg.checkpoint_every == 0 or done == total:
+            if done % cfg.checkpoint_every == 0 or done == end:
                 if ctx.is_main:
                     result.checkpoint = checkpointing.save(
                         out_dir,
@@ -259,10 +260,11 @@ def _train(cfg: TrainConfig, resume: bool, ctx: distributed.DistContext) -> Trai
                         keep=cfg.keep_checkpoints,
                     )
                 distributed.barrier()
-            if evaluators and cfg.eval.every_steps and done % cfg.eval.every_steps == 0 and done != total:
-                result.metrics = _evaluate(evaluators, model, metrics, done)
-            distributed.barrier() if cfg.eval.every_steps and done % cfg.eval.every_steps == 0 else None
-    if evaluators:
+            if cfg.eval.every_steps and done % cfg.eval.every_steps == 0 and done != total:
+                if evaluators:  # rank 0 evaluates while the others wait
+                    result.metrics = _evaluate(evaluators, model, metrics, done)
+                distributed.barrier()
+    if evaluators and result.step == total:
         result.metrics = _evaluate(evaluators, model, metrics, result.step)
     distributed.barrier()
     metrics.close()
@@ -273,7 +275,7 @@ def _train(cfg: TrainConfig, resume: bool, ctx: distributed.DistContext) -> Trai
 def _evaluate(evaluators, model, writer: MetricsWriter, step: int) -> dict[str, float]:
     out: dict[str, float] = {}
     for ev in evaluators:
-        out.update(ev.run(model))
+        out.update(ev.run(model))  # evaluators restore the mode they found
     writer.write(step, out)
     log.info("step %d eval: %s", step, ", ".join(f"{k}={v:.3f}" for k, v in sorted(out.items())))
     return out

@@ -1,0 +1,32 @@
+"""A laptop run with the packaged towers: locked EfficientNet-Lite0 + MiniLM, features cached once.
+
+python -m lit_edge.data.toy /tmp/toy-inat      # or point data.root at your own iNat-style data
+lit-edge train run train/laptop.py --set data.root=/tmp/toy-inat
+"""
+
+from lit_edge.train.config import CacheConfig, DataConfig, EvalConfig, OptimConfig, TrainConfig
+from lit_edge.train.loss import LossConfig
+
+
+def get_config() -> TrainConfig:
+    return TrainConfig(
+        name="laptop",
+        model="lit-effnetlite0-minilm",
+        data=DataConfig(format="inat", root="data/inat2021", split="train_mini", num_workers=2),
+        cache=CacheConfig(dir="runs/laptop/cache", shard_size=2048, batch_size=64),
+        loss=LossConfig(kind="softmax", multi_positive=True),
+        optim=OptimConfig(lr=1e-4, weight_decay=0.1, warmup_steps=100, schedule="cosine"),
+        eval=EvalConfig(
+            evaluators=("zeroshot",),
+            every_steps=500,
+            data=DataConfig(format="inat", root="data/inat2021", split="val"),
+            batch_size=64,
+            max_images=2000,
+        ),
+        global_batch=128,
+        epochs=4,
+        seed=0,
+        out_dir="runs/laptop",
+        checkpoint_every=200,
+        log_every=20,
+    )
