@@ -11,6 +11,8 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import subprocess
+import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -388,3 +390,41 @@ def test_min_score_turns_weak_decisions_unknown(field):
     assert cli("db", "export", field["db"], "-f", "csv", "-o", out, "--min-score", "0.75").exit_code == 0
     types = {Path(r["path"]).name: r["observation_type"] for r in read_csv(out)}
     assert types["IMG_0001.JPG"] == "animal" and types["IMG_0002.JPG"] == "unknown"
+
+
+def test_validation_is_offline_and_refuses_unshipped_urls(field):
+    out = field["tmp"] / "dp"
+    assert cli("db", "export", field["db"], "-f", "camtrap-dp", "-o", out).exit_code == 0
+    package = json.loads((out / "datapackage.json").read_text())
+    package["profile"] = "https://raw.githubusercontent.com/tdwg/camtrap-dp/9.9/camtrap-dp-profile.json"
+    (out / "datapackage.json").write_text(json.dumps(package))
+    errors = validate(out)
+    assert any("no shipped copy" in e and "9.9" in e for e in errors)
+
+
+def test_exporters_import_no_torch(tmp_path):
+    code = (
+        "import sys\n"
+        "from typer.testing import CliRunner\n"
+        "from lit_edge.cli.app import app\n"
+        "import lit_edge.fielddata.camtrapdp, lit_edge.fielddata.megadetector, lit_edge.fielddata.csvout\n"
+        "import lit_edge.fielddata.xmp, lit_edge.fielddata.report, lit_edge.fielddata.summary\n"
+        "for args in (['db', 'export', '--help'], ['db', 'summary', '--help'], ['report', '--help']):\n"
+        "    assert CliRunner().invoke(app, args).exit_code == 0\n"
+        "assert 'torch' not in sys.modules, 'torch was imported'\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_empty_database(tmp_path):
+    fill_db(tmp_path / "d.db", [])
+    r = cli("db", "export", tmp_path / "d.db", "-f", "camtrap-dp", "-o", tmp_path / "dp")
+    assert r.exit_code == 2 and "no photo with a timestamp" in r.output
+    assert (
+        cli("db", "export", tmp_path / "d.db", "-f", "megadetector", "-o", tmp_path / "md.json").exit_code
+        == 0
+    )
+    assert json.loads((tmp_path / "md.json").read_text())["images"] == []
+    assert cli("db", "summary", tmp_path / "d.db").exit_code == 0
+    assert cli("report", tmp_path / "d.db", "-o", tmp_path / "r.html").exit_code == 0

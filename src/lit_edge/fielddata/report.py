@@ -20,6 +20,7 @@ from pathlib import Path
 from lit_edge import __version__
 from lit_edge.fielddata.config import FieldDataConfig
 from lit_edge.fielddata.events import classify_media
+from lit_edge.fielddata.progress import track
 from lit_edge.fielddata.records import Detections, MediaRecord
 from lit_edge.fielddata.summary import Summary, summarise
 
@@ -170,7 +171,7 @@ def _thumbs(det: Detections, cfg: FieldDataConfig, s: Summary) -> str:
         if c.scientific_name:
             by_name.setdefault(c.scientific_name, []).append((c.probability or 0.0, m))
     out = []
-    for sc in s.species:
+    for sc in track(s.species, len(s.species), "thumbnails"):
         items = sorted(by_name.get(sc.name, []), key=lambda t: (-t[0], t[1].id))[:THUMBS_PER_SPECIES]
         cells = []
         for score, m in items:

@@ -20,6 +20,7 @@ from pathlib import Path
 from lit_edge.errors import UserError
 from lit_edge.fielddata.config import FieldDataConfig
 from lit_edge.fielddata.events import ANIMAL, HUMAN, VEHICLE, classify_media
+from lit_edge.fielddata.progress import track
 from lit_edge.fielddata.records import Detections
 from lit_edge.fielddata.taxa import Taxon, load_taxonomy
 
@@ -159,7 +160,7 @@ def write_xmp(det: Detections, out: Path | None, cfg: FieldDataConfig) -> list[P
     photos = list(det.photos)
     root = common_root([m.path for m in photos])
     written = []
-    for m in photos:
+    for m in track(photos, len(photos), "XMP sidecars"):
         c = classify_media(m, cfg.rule)
         if c.observation_type not in (ANIMAL, HUMAN, VEHICLE) or not c.scientific_name:
             continue
