@@ -147,3 +147,29 @@ def test_local_image_checkpoint_for_a_registered_vit(tmp_path):
     save_file({k: v.contiguous() for k, v in bigger.state_dict().items()}, str(wrong))
     with pytest.raises(UserError, match="do not fit timm 'vit_large_patch16_224'.*wrong shape"):
         create_model(cfg, image_checkpoint=str(wrong))
+
+
+def test_open_clip_visual_tower_from_a_whole_clip_checkpoint(tmp_path):
+    """Any open_clip architecture by name: its visual tower, weights from a local CLIP safetensors file."""
+    import open_clip
+
+    tiny = {
+        "embed_dim": 24,
+        "vision_cfg": {"image_size": 32, "layers": 1, "width": 32, "head_width": 16, "patch_size": 16},
+        "text_cfg": {"context_length": 8, "vocab_size": 100, "width": 16, "heads": 2, "layers": 1},
+    }
+    clip = open_clip.create_model("ViT-B-32", pretrained=None, **tiny).eval()
+    path = tmp_path / "clip.safetensors"
+    save_file({k: v.contiguous() for k, v in clip.state_dict().items()}, str(path))  # text keys included
+
+    base = get_config("lit-tiny-test")
+    image = replace(base.image, open_clip_model="ViT-B-32", timm_kwargs=tiny, image_size=32)
+    model = create_model(replace(base, image=image), image_checkpoint=str(path)).eval()
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(model.image_tower.trunk(x), clip.encode_image(x))
+        assert model.encode_image(x).shape == (2, base.embed_dim)
+    assert model.image_tower.locked and not any(p.requires_grad for p in model.image_tower.trunk.parameters())
+
+    with pytest.raises(UserError, match="unknown open_clip model"):
+        create_model(replace(base, image=replace(image, open_clip_model="No-Such-CLIP")))

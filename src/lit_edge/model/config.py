@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field, fields
 
 @dataclass(frozen=True)
 class ImageTowerConfig:
-    """The locked image tower.
+    """The locked image tower: a timm model (``timm_name``) or an open_clip visual tower (``open_clip_model``).
 
     ``embed`` chooses what the tower's embedding is:
 
@@ -42,7 +42,8 @@ class ImageTowerConfig:
     crop_pct: float = 0.875
     lock: bool = True  # the LiT switch: one line of config, not a code path
     lock_proj: bool = False
-    timm_kwargs: dict = field(default_factory=dict)
+    timm_kwargs: dict = field(default_factory=dict)  # constructor kwargs (timm or open_clip)
+    open_clip_model: str = ""  # an open_clip architecture ('ViT-B-32', 'RN50'): its visual tower, not timm
 
 
 @dataclass(frozen=True)

@@ -16,19 +16,16 @@ from __future__ import annotations
 import logging
 from dataclasses import replace
 
-import timm
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from lit_edge.errors import UserError
 from lit_edge.model import sources
+from lit_edge.model.backbones import build_backbone
 from lit_edge.model.config import ImageTowerConfig
 
 log = logging.getLogger(__name__)
-
-#: Prefixes other trainers put in front of a timm backbone's keys (DDP, open_clip's TimmModel, ...).
-_KEY_PREFIXES = ("module.", "visual.trunk.", "trunk.", "model.", "backbone.")
 
 
 class ImageTower(nn.Module):
@@ -42,13 +39,9 @@ class ImageTower(nn.Module):
             raise UserError(f"image tower: unknown embed {cfg.embed!r}; use 'proj' or 'class_dist'")
         if pretrained:
             _check_source(cfg)  # fail before building a large backbone for nothing
-        num_classes = cfg.num_classes if cfg.embed == "class_dist" else 0
-        try:
-            self.trunk = timm.create_model(
-                cfg.timm_name, pretrained=False, num_classes=num_classes, **cfg.timm_kwargs
-            )
-        except RuntimeError as exc:  # timm raises RuntimeError for unknown names
-            raise UserError(f"image tower: {exc}; list names with timm.list_models()") from exc
+        backbone = build_backbone(cfg)
+        self.trunk = backbone.module
+        self._backbone = backbone
         if cfg.embed == "class_dist":
             if embed_dim != cfg.num_classes:
                 raise UserError(
@@ -57,8 +50,9 @@ class ImageTower(nn.Module):
                 )
             self.proj = nn.Identity()
         else:
-            self.proj = nn.Linear(self.trunk.num_features, embed_dim, bias=False)
-            nn.init.normal_(self.proj.weight, std=self.trunk.num_features**-0.5)
+            width = backbone.num_features
+            self.proj = nn.Linear(width, embed_dim, bias=False)
+            nn.init.normal_(self.proj.weight, std=width**-0.5)
         if pretrained:
             self.load_weights(cfg.weights)
 
@@ -75,14 +69,14 @@ class ImageTower(nn.Module):
         else:
             from safetensors.torch import load_file
 
-            state = load_file(str(sources.resolve_file(source, f"image tower {self.cfg.timm_name}")))
-            state = _strip_prefixes(state)
+            state = load_file(str(sources.resolve_file(source, f"image tower {self._backbone.name}")))
+            state = _strip_prefixes(state, self._backbone.key_prefixes)
         self._load_trunk_state(state, source)
 
     def _load_trunk_state(self, state: dict[str, torch.Tensor], source: str) -> None:
         own = self.trunk.state_dict()
-        if self.cfg.embed != "class_dist":  # no classifier in the trunk: drop the head's weights
-            head = self.trunk.pretrained_cfg.get("classifier", "classifier")
+        head = self._backbone.head
+        if head:  # no classifier in the trunk: drop the head's weights
             state = {k: v for k, v in state.items() if not (k == head or k.startswith(head + "."))}
         missing = sorted(set(own) - set(state))
         unexpected = sorted(set(state) - set(own))
@@ -94,11 +88,11 @@ class ImageTower(nn.Module):
                 if keys
             )
             raise UserError(
-                f"image tower: weights {source} do not fit timm '{self.cfg.timm_name}' ({detail}); "
-                "check the config's timm_name and timm_kwargs"
+                f"image tower: weights {source} do not fit {self._backbone.name} ({detail}); "
+                "check the config's model name and timm_kwargs"
             )
         self.trunk.load_state_dict(state, strict=True)
-        log.info("image tower %s: loaded %d tensors from %s", self.cfg.timm_name, len(state), source)
+        log.info("image tower %s: loaded %d tensors from %s", self._backbone.name, len(state), source)
 
     # locking ---------------------------------------------------------------------------------
     def lock(self, lock_proj: bool = False) -> None:
@@ -137,7 +131,7 @@ def _check_source(cfg: ImageTowerConfig) -> None:
         return
     if source == sources.USER_SUPPLIED:
         raise UserError(
-            f"image tower {cfg.timm_name}: this model needs your own checkpoint; "
+            f"image tower {cfg.open_clip_model or cfg.timm_name}: this model needs your own checkpoint; "
             "pass image_checkpoint='/path/to/weights.safetensors' (CLI: --image-checkpoint)"
         )
     if sources.is_package(source):
@@ -145,13 +139,16 @@ def _check_source(cfg: ImageTowerConfig) -> None:
             raise UserError(f"image tower: {source!r} is not an image weight package")
         sources.resolve_package(source)
     else:
-        sources.resolve_file(source, f"image tower {cfg.timm_name}")
+        sources.resolve_file(source, f"image tower {cfg.open_clip_model or cfg.timm_name}")
 
 
-def _strip_prefixes(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Accept a bare timm state dict, or one saved from a wrapper (DDP, a whole open_clip model)."""
-    for prefix in _KEY_PREFIXES:
+def _strip_prefixes(state: dict[str, torch.Tensor], prefixes: tuple[str, ...]) -> dict[str, torch.Tensor]:
+    """Accept a bare backbone state dict, or one saved from a wrapper (DDP, a whole open_clip model).
+
+    A ``visual.`` prefix selects the image part of a whole CLIP checkpoint (its text keys are dropped).
+    """
+    for prefix in prefixes:
         inside = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
-        if inside and (len(inside) == len(state) or prefix == "visual.trunk."):
+        if inside and (len(inside) == len(state) or prefix.startswith("visual.")):
             state = inside
     return state
