@@ -428,3 +428,15 @@ def test_empty_database(tmp_path):
     assert json.loads((tmp_path / "md.json").read_text())["images"] == []
     assert cli("db", "summary", tmp_path / "d.db").exit_code == 0
     assert cli("report", tmp_path / "d.db", "-o", tmp_path / "r.html").exit_code == 0
+
+
+def test_validation_never_reads_files_outside_the_package(field, tmp_path):
+    out = field["tmp"] / "dp"
+    assert cli("db", "export", field["db"], "-f", "camtrap-dp", "-o", out).exit_code == 0
+    secret = tmp_path / "elsewhere" / "media.csv"
+    secret.parent.mkdir()
+    secret.write_text((out / "media.csv").read_text())
+    package = json.loads((out / "datapackage.json").read_text())
+    package["resources"][1]["path"] = str(secret)
+    (out / "datapackage.json").write_text(json.dumps(package))
+    assert any("not safe" in e for e in validate(out))

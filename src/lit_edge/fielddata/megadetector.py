@@ -29,8 +29,6 @@ def megadetector_dict(det: Detections, cfg: FieldDataConfig) -> dict:
     images = []
     for m in photos:
         entry: dict = {"file": Path(m.path).relative_to(root).as_posix()}
-        if m.captured_at:
-            entry["datetime"] = m.captured_at
         c = classify_media(m, cfg.rule)
         if c.observation_type == UNCLASSIFIED:
             entry["failure"] = m.error or "failed"

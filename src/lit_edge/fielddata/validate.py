@@ -90,9 +90,9 @@ def validate_package(descriptor: Path) -> ValidationResult:
     descriptor = Path(descriptor)
     if not descriptor.is_file():
         raise UserError(f"{descriptor}: no datapackage.json here; export one with 'lit-edge db export'")
-    # trusted: the package is ours and lives outside the working directory; data paths are still
-    # relative file names inside the package folder.
-    with frictionless.system.use_context(http_session=_offline_session(), trusted=True):
+    # untrusted (frictionless' default): a package's data paths must stay inside its folder, so
+    # validating someone else's package never reads other local files.
+    with frictionless.system.use_context(http_session=_offline_session()):
         report = frictionless.validate(str(descriptor))
     errors = tuple(
         f"{task.name or task.place}: {err.type}: {err.message}"
