@@ -135,6 +135,7 @@ def test_deployment_file_assigns_photos_and_offsets(field):
         "deploymentID,latitude,longitude,start,end,camera,folder,utc_offset\n"
         "A-2024,51.18,5.65,2024-04-30T12:00:00,2024-05-10T12:00:00,RCNX-1,card/siteA,+02:00\n"
         "B-2024,51.20,5.70,2024-04-30T12:00:00,2024-05-10T12:00:00,RCNX-2,card/siteB,+02:00\n"
+        "C-2024,51.30,5.80,2024-04-30T12:00:00,2024-05-10T12:00:00,RCNX-3,card/siteC,+02:00\n"
     )
     out = field["tmp"] / "dp"
     r = cli("db", "export", field["db"], "-f", "camtrap-dp", "-o", out, "--deployments", deps)
@@ -147,6 +148,9 @@ def test_deployment_file_assigns_photos_and_offsets(field):
     d = {d["deploymentID"]: d for d in read_csv(out / "deployments.csv")}
     assert d["A-2024"]["cameraID"] == "RCNX-1"
     assert d["A-2024"]["deploymentStart"] == "2024-04-30T12:00:00+02:00"
+    # a camera that took no photo is still effort: it stays, with the dates the file gives
+    assert d["C-2024"]["deploymentEnd"] == "2024-05-10T12:00:00+02:00"
+    assert not any(m["deploymentID"] == "C-2024" for m in media.values())
 
 
 def test_photo_outside_every_deployment_is_one_clear_error(field):

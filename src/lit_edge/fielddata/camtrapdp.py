@@ -150,11 +150,15 @@ def write_camtrap_dp(det: Detections, out: Path, cfg: FieldDataConfig) -> Path:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
 
-    used_deps = {e.deployment_id for e in seq.events}
-    deps = [d for d in seq.deployments if d.id in used_deps]
     dep_times: dict[str, list[datetime]] = {}
     for e in seq.events:
         dep_times.setdefault(e.deployment_id, []).extend(p.when for p in e.members if p.when is not None)
+    # A deployment with no photos still counts (camera effort for occupancy models) if the file
+    # gives its start and end; without photos or dates its required fields cannot be filled.
+    deps = [d for d in seq.deployments if d.id in dep_times or (d.start and d.end)]
+    for d in seq.deployments:
+        if d not in deps:
+            log.warning("deployment %s has no photos and no start/end; left out", d.id)
     dep_rows = []
     for d in deps:
         times = dep_times.get(d.id, [])
