@@ -37,17 +37,25 @@ def save_checkpoint(
     """Write ``model`` (a LiTModel) into ``folder``; ``extra`` must be JSON-serialisable (step, metrics)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    # Weights first, config last: a folder with a config.json is a complete checkpoint.
-    save_model(model, str(folder / WEIGHTS), metadata={"format": FORMAT})
+    # Each file is written aside and renamed into place, weights first and config last, so a run
+    # killed mid-save leaves the previous checkpoint (or none), never a torn one.
+    _atomic(folder / WEIGHTS, lambda p: save_model(model, str(p), metadata={"format": FORMAT}))
     if optimizer_state is not None:
         tensors, meta = _flatten_optimizer(optimizer_state)
-        save_file(tensors, str(folder / OPT_TENSORS))
-        (folder / OPT_META).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+        _atomic(folder / OPT_TENSORS, lambda p: save_file(tensors, str(p)))
+        _atomic(
+            folder / OPT_META, lambda p: p.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+        )
     doc = {"format": FORMAT, "version": VERSION, "model": model.config.to_dict(), "extra": extra or {}}
-    tmp = folder / (CONFIG + ".tmp")
-    tmp.write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    tmp.replace(folder / CONFIG)
+    text = json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
+    _atomic(folder / CONFIG, lambda p: p.write_text(text, encoding="utf-8"))
     return folder
+
+
+def _atomic(path: Path, write) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    write(tmp)
+    tmp.replace(path)
 
 
 def read_checkpoint_config(folder: Path | str) -> tuple[LiTConfig, dict]:

@@ -145,6 +145,8 @@ class TextTower(nn.Module):
             mask = tokens.get("attention_mask")
             if mask is None:
                 mask = (input_ids != self.encoder.config.pad_token_id).long()
+        device = self.encoder.transformer.get_input_embeddings().weight.device
+        input_ids, mask = input_ids.to(device), mask.to(device)  # tokenize() returns CPU tensors
         out = self.encoder.transformer(input_ids=input_ids, attention_mask=mask)
         pooled = self.encoder.pooler(out, mask)
         x = self.head(pooled)
