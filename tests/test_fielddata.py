@@ -444,3 +444,22 @@ def test_validation_never_reads_files_outside_the_package(field, tmp_path):
     package["resources"][1]["path"] = str(secret)
     (out / "datapackage.json").write_text(json.dumps(package))
     assert any("not safe" in e for e in validate(out))
+
+
+def test_xmp_merges_into_the_description_that_holds_the_keywords(field):
+    """ExifTool-style packets have one rdf:Description per namespace: no property is written twice."""
+    sidecar = field["b"] / "IMG_0101.JPG.xmp"
+    sidecar.write_text(
+        '<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+        '<rdf:Description rdf:about="" xmlns:xmp="http://ns.adobe.com/xap/1.0/"><xmp:Rating>2</xmp:Rating>'
+        "</rdf:Description>"
+        '<rdf:Description rdf:about="" xmlns:dc="http://purl.org/dc/elements/1.1/">'
+        "<dc:subject><rdf:Bag><rdf:li>night</rdf:li></rdf:Bag></dc:subject></rdf:Description>"
+        "</rdf:RDF></x:xmpmeta>"
+    )
+    assert cli("db", "export", field["db"], "-f", "xmp").exit_code == 0
+    rdf = ET.parse(sidecar).getroot().find(f"{RDF}RDF")
+    subjects = rdf.findall(f"{RDF}Description/{DC}subject")
+    assert len(subjects) == 1
+    assert [li.text for li in subjects[0].iter(f"{RDF}li")] == ["night", "Capreolus capreolus", "roe deer"]
+    assert rdf.find(f"{RDF}Description/{{http://ns.adobe.com/xap/1.0/}}Rating").text == "2"

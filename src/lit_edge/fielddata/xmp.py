@@ -10,6 +10,7 @@ properties and keywords stay, ours are added once (re-exporting adds no duplicat
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import tempfile
@@ -90,26 +91,35 @@ def _read_packet(path: Path) -> ET.ElementTree:
     return tree
 
 
-def _description(tree: ET.ElementTree) -> ET.Element:
+def _rdf(tree: ET.ElementTree) -> ET.Element:
     root = tree.getroot()
-    rdf = root if root.tag == _q("rdf", "RDF") else root.find(_q("rdf", "RDF"))
-    if rdf is None:
-        rdf = ET.SubElement(root, _q("rdf", "RDF"))
-    desc = rdf.find(_q("rdf", "Description"))
-    if desc is None:
-        desc = ET.SubElement(rdf, _q("rdf", "Description"))
-        desc.set(_q("rdf", "about"), "")
-    return desc
+    if root.tag == _q("rdf", "RDF"):
+        return root
+    rdf = root.find(_q("rdf", "RDF"))
+    return rdf if rdf is not None else ET.SubElement(root, _q("rdf", "RDF"))
 
 
-def _add_to_container(desc: ET.Element, prop: str, container: str, values: list[str]) -> None:
-    """Add ``values`` to ``desc/prop/rdf:<container>`` unless present (in any Description)."""
+def _holder(rdf: ET.Element, prop: str) -> ET.Element:
+    """The ``rdf:Description`` that already has ``prop`` (ExifTool writes one per namespace), else
+    the first one (created if the packet has none), so a property is never written twice."""
+    descs = rdf.findall(_q("rdf", "Description"))
+    for d in descs:
+        if d.find(prop) is not None:
+            return d
+    if descs:
+        return descs[0]
+    d = ET.SubElement(rdf, _q("rdf", "Description"))
+    d.set(_q("rdf", "about"), "")
+    return d
+
+
+def _add_to_container(rdf: ET.Element, prop: str, container: str, values: list[str]) -> None:
+    """Add ``values`` to ``prop/rdf:<container>`` unless already there."""
+    desc = _holder(rdf, prop)
     el = desc.find(prop)
     if el is None:
         el = ET.SubElement(desc, prop)
-    box = el.find(_q("rdf", container))
-    if box is None:
-        box = next((c for c in el if c.tag in (_q("rdf", "Bag"), _q("rdf", "Seq"))), None)
+    box = next((c for c in el if c.tag in (_q("rdf", "Bag"), _q("rdf", "Seq"))), None)
     if box is None:
         box = ET.SubElement(el, _q("rdf", container))
     have = {(li.text or "").strip() for li in box.findall(_q("rdf", "li"))}
@@ -120,11 +130,11 @@ def _add_to_container(desc: ET.Element, prop: str, container: str, values: list[
 
 
 def merge_keywords(tree: ET.ElementTree, kw: Keywords) -> ET.ElementTree:
-    """Add ``kw`` to the packet's first ``rdf:Description``, keeping everything already there."""
-    desc = _description(tree)
-    _add_to_container(desc, _q("dc", "subject"), "Bag", list(kw.flat))
-    _add_to_container(desc, _q("lr", "hierarchicalSubject"), "Bag", ["|".join(p) for p in kw.paths])
-    _add_to_container(desc, _q("digiKam", "TagsList"), "Seq", ["/".join(p) for p in kw.paths])
+    """Add ``kw`` to the packet, keeping every property and keyword already there."""
+    rdf = _rdf(tree)
+    _add_to_container(rdf, _q("dc", "subject"), "Bag", list(kw.flat))
+    _add_to_container(rdf, _q("lr", "hierarchicalSubject"), "Bag", ["|".join(p) for p in kw.paths])
+    _add_to_container(rdf, _q("digiKam", "TagsList"), "Seq", ["/".join(p) for p in kw.paths])
     return tree
 
 
@@ -171,7 +181,11 @@ def write_xmp(det: Detections, out: Path | None, cfg: FieldDataConfig) -> list[P
         elif not photo.parent.is_dir():
             log.warning("skipping %s: its folder is not here (pass -o to write sidecars elsewhere)", photo)
             continue
-        kw = Keywords.for_taxon(taxonomy.taxon(c.scientific_name, c.rank))
+        taxon = taxonomy.taxon(c.scientific_name, c.rank)
+        if not taxon.common_name:  # no bundle at hand: the database's predictions carry it too
+            common = next((p.common_name for p in m.predictions if p.scientific_name == taxon.name), "")
+            taxon = dataclasses.replace(taxon, common_name=common or "")
+        kw = Keywords.for_taxon(taxon)
         written.append(write_sidecar(photo, kw, cfg.xmp_style, target))
     log.info("wrote %d XMP sidecar(s)", len(written))
     return written
