@@ -152,3 +152,22 @@ def test_mapped_state_dict_is_tensors_only(legacy):
     state = read_legacy_state_dict(resolve_package("package:efficientnet_lite0"))
     assert all(isinstance(v, torch.Tensor) for v in state.values())
     assert np.allclose(state["classifier.weight"].numpy(), legacy["_fc.weight"].numpy())
+
+
+@torch.no_grad()
+def test_device_preprocessing_agrees_with_the_training_transform(model, chelsea):
+    """The runtime's OpenCV crop/resize of ``preprocess_config()`` feeds the tower what training fed it."""
+    from skimage.data import chelsea as chelsea_rgb
+
+    from lit_edge.device.preprocess import prepare
+
+    pre = model.preprocess_config()
+    u8 = prepare(chelsea_rgb(), pre)
+    assert u8.shape == (*pre.input_size, 3) and u8.dtype == np.uint8
+    mean = torch.tensor(pre.mean).view(3, 1, 1)
+    std = torch.tensor(pre.std).view(3, 1, 1)
+    device_x = ((torch.from_numpy(u8).permute(2, 0, 1).float() / 255 - mean) / std).unsqueeze(0)
+    assert (device_x - chelsea).abs().mean() < 0.05  # a few grey levels: OpenCV area vs PIL antialias
+    cos = float((model.encode_image(device_x) * model.encode_image(chelsea)).sum())
+    assert cos > 0.99
+    assert int(model.image_tower.classify(device_x).argmax()) in CAT_CLASSES
