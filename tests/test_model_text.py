@@ -133,3 +133,40 @@ def test_lock_layers_freezes_the_first_layers():
     assert not any(p.requires_grad for p in enc.encoder.layer[0].parameters())
     assert all(p.requires_grad for p in enc.encoder.layer[1].parameters())
     assert all(p.requires_grad for p in model.text_tower.head.parameters())
+
+
+@torch.no_grad()
+def test_other_text_tower_from_a_local_folder(tmp_path):
+    """Any Hugging Face encoder saved with save_pretrained() works as the text tower, offline."""
+    from dataclasses import replace
+
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    torch.manual_seed(0)
+    bert = BertModel(
+        BertConfig(
+            vocab_size=30522,
+            hidden_size=32,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            intermediate_size=64,
+            max_position_embeddings=64,
+        ),
+        add_pooling_layer=False,
+    ).eval()
+    folder = tmp_path / "my-encoder"
+    bert.save_pretrained(folder)
+    AutoTokenizer.from_pretrained(str(resolve_package("package:all_minilm_l6_v2"))).save_pretrained(folder)
+
+    cfg = get_config("lit-tiny-test")
+    model = create_model(replace(cfg, text=replace(cfg.text, hf_model=str(folder), hf_config={}))).eval()
+    assert model.text_tower.folder == folder
+    tokens = model.tokenize(["a photo of Danaus plexippus."])
+    hidden = bert(**tokens).last_hidden_state
+    mask = tokens["attention_mask"].unsqueeze(-1).float()
+    expected = (hidden * mask).sum(1) / mask.sum(1)
+    assert model.text_tower.width == 32
+    pooled = model.text_tower.encoder.pooler(
+        model.text_tower.encoder.transformer(**tokens), tokens["attention_mask"]
+    )
+    torch.testing.assert_close(pooled, expected, atol=1e-5, rtol=1e-4)
