@@ -7,13 +7,12 @@ a backend and a decision rule the same way. Only typer and the torch-free runtim
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from lit_edge.device.backends import BackendConfig
-from lit_edge.device.classify import ClassifyConfig
-from lit_edge.device.pipeline import EngineConfig
+if TYPE_CHECKING:
+    from lit_edge.device.pipeline import EngineConfig
 
 BundleOpt = Annotated[
     Path | None,
@@ -61,6 +60,11 @@ def engine_config(
     margin: float,
     species: Path | None,
 ) -> EngineConfig:
+    # imported here so that '--help' does not pay for OpenCV and ONNX Runtime
+    from lit_edge.device.backends import BackendConfig
+    from lit_edge.device.classify import ClassifyConfig
+    from lit_edge.device.pipeline import EngineConfig
+
     return EngineConfig(
         bundle=bundle,
         backend=BackendConfig(backend=backend, precision=precision, threads=threads),
