@@ -136,6 +136,9 @@ def test_taxa_above_species_and_full_binomials():
     row = {"scientific_name": "Lumbricus terrestris", "genus": "Lumbricus", "species": "Lumbricus terrestris"}
     assert Taxon.from_dict(row).species == "terrestris"
     assert Taxon.from_dict({"name": "Lumbricus terrestris"}) == Taxon(genus="Lumbricus", species="terrestris")
+    assert Taxon.from_dict({"species": "Lumbricus terrestris"}) == Taxon(
+        genus="Lumbricus", species="terrestris"
+    )
 
 
 def test_zero_shot_texts_one_per_template():

@@ -112,6 +112,8 @@ class Taxon:
         if genus and epithet.startswith(genus + " "):
             epithet = epithet[len(genus) + 1 :]
         name = get.get("scientific_name") or get.get("name", "")
+        if not genus and " " in epithet:  # a binomial in the species column, no genus column
+            name, epithet = epithet, ""
         if name and not genus:
             genus, _, rest = name.partition(" ")
             epithet = epithet or rest
