@@ -200,3 +200,17 @@ def test_confident_frames_are_saved_within_the_quota(tmp_path, bundle):
 def test_photos_are_not_a_live_source(tmp_path, bundle):
     r = runner.invoke(app, ["detect", str(tmp_path), "--bundle", str(bundle)])
     assert r.exit_code == 2 and "use 'lit-edge tag" in r.output
+
+
+def test_the_shipped_example_config_is_valid(tmp_path, bundle):
+    example = Path(__file__).parents[1] / "device" / "example.toml"
+    video = _video(tmp_path / "v.avi", ["Viridis silva"], n_each=4)
+    db = tmp_path / "e.db"
+    r = runner.invoke(
+        app,
+        ["detect", str(video), "--config", str(example), "--bundle", str(bundle), "--db", str(db),
+         "--save-frames", str(tmp_path / "frames"), "--fps", "0", "--motion", "0"],
+    )  # fmt: skip
+    assert r.exit_code == 0, r.output
+    assert _rows(db, "SELECT COUNT(*) FROM media") == [(4,)]
+    assert "status-every" not in r.output and len(list((tmp_path / "frames").iterdir())) == 4
