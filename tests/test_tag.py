@@ -277,3 +277,35 @@ def test_sigkill_at_several_points_then_resume_gives_every_file_exactly_once(tmp
     assert runs[-1] == ("finished",) and 1 <= runs.count(("running",)) <= kills
     rows = _rows(db, "SELECT path, top_name FROM media WHERE status='done'")
     assert all(top == names[int(Path(p).stem) % 4] for p, top in rows)
+
+
+def test_sigint_finishes_cleanly_and_a_rerun_completes(tmp_path, bundle):
+    photos = tmp_path / "p"
+    photos.mkdir()
+    for i in range(400):
+        write_jpeg(photos / f"{i:04d}.jpg", solid(COLOURS["Caerulea mare"]))
+    (photos / "IMG_0001.HEIC").write_bytes(b"\x00\x00\x00\x18ftypheic")
+    db = tmp_path / "int.db"
+    cmd = [sys.executable, "-m", "lit_edge.cli.app", "tag", str(photos), "--db", str(db), "--bundle", str(bundle),
+           "--no-progress", "--batch-size", "4", "--workers", "1", "--threads", "1"]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if _rows(db, "SELECT COUNT(*) FROM media")[0][0] >= 20:
+                break
+        except sqlite3.Error:
+            pass
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err[-2000:]
+    assert "interrupted: run the same command again to resume" in out and "Traceback" not in err
+    done_first = _rows(db, "SELECT COUNT(*) FROM media")[0][0]
+    assert 20 <= done_first < 401
+    assert _rows(db, "SELECT status FROM runs") == [("interrupted",)]
+    final = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert final.returncode == 0 and f"{done_first} already done" in final.stdout
+    assert _rows(db, "SELECT COUNT(*), COUNT(DISTINCT path) FROM media") == [(401, 401)]
+    (heic,) = _rows(db, "SELECT status, error FROM media WHERE path LIKE '%.HEIC'")
+    assert heic[0] == "failed" and "unsupported format (.heic)" in heic[1]

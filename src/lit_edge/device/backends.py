@@ -87,6 +87,8 @@ class OrtBackend:
         opts.inter_op_num_threads = 1
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         opts.log_severity_level = 3
+        # no busy-waiting between ops: the decode threads need those cycles, and a battery does too
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         providers: list = [provider]
         if name == "onnxruntime-trt" and cache_dir is not None:
             cache_dir.mkdir(parents=True, exist_ok=True)

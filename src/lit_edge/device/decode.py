@@ -22,9 +22,30 @@ import numpy as np
 
 from lit_edge.device.exif import JpegInfo, is_jpeg, read_jpeg_info
 
-IMAGE_SUFFIXES = frozenset(
-    {".jpg", ".jpeg", ".jpe", ".png", ".tif", ".tiff", ".bmp", ".webp", ".jp2", ".pgm", ".ppm", ".pnm"}
+#: Photo formats OpenCV decodes.
+DECODABLE_SUFFIXES = frozenset(
+    {
+        ".jpg",
+        ".jpeg",
+        ".jpe",
+        ".png",
+        ".tif",
+        ".tiff",
+        ".bmp",
+        ".webp",
+        ".jp2",
+        ".pgm",
+        ".ppm",
+        ".pnm",
+        ".gif",
+    }
 )
+#: Photo formats a camera may write that OpenCV cannot read: listed (a failed row says how to fix
+#: it) rather than silently skipped, so that no photo of a card goes unaccounted for.
+UNSUPPORTED_SUFFIXES = frozenset(
+    {".heic", ".heif", ".avif", ".dng", ".cr2", ".cr3", ".nef", ".arw", ".raf", ".orf", ".rw2"}
+)
+IMAGE_SUFFIXES = DECODABLE_SUFFIXES | UNSUPPORTED_SUFFIXES
 _REDUCED = {2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4, 8: cv2.IMREAD_REDUCED_COLOR_8}
 _RGB = getattr(cv2, "IMREAD_COLOR_RGB", None)
 
@@ -79,7 +100,16 @@ def read_bytes(path: Path) -> bytes:
 
 def decode_file(path: Path, min_side: int = 0) -> Decoded:
     """Decode ``path`` to upright RGB; use a reduced JPEG decode when the shorter side allows it."""
-    return decode_bytes(read_bytes(path), min_side)
+    data = read_bytes(path)
+    try:
+        return decode_bytes(data, min_side)
+    except DecodeError as exc:
+        suffix = Path(path).suffix.lower()
+        if suffix in UNSUPPORTED_SUFFIXES and str(exc).startswith("not an image"):
+            raise DecodeError(
+                f"unsupported format ({suffix}): OpenCV cannot read it; convert to JPEG and rerun"
+            ) from exc
+        raise
 
 
 def decode_bytes(data: bytes, min_side: int = 0) -> Decoded:
