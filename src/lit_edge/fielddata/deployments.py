@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import re
 import statistics
 from dataclasses import dataclass
@@ -55,12 +56,13 @@ class Deployment:
     utc_offset: str | None = None
     location_name: str = ""
 
-    def holds(self, media: MediaRecord, when: datetime | None) -> bool:
-        if self.folder is not None and self.folder not in Path(media.path).parents:
+    def in_window(self, when: datetime | None) -> bool:
+        """Whether ``when`` is within start..end (an undated photo or open end always is)."""
+        if when is None:
+            return True
+        if self.start is not None and when < self.start:
             return False
-        if when is not None and self.start is not None and when < self.start:
-            return False
-        return not (when is not None and self.end is not None and when > self.end)
+        return not (self.end is not None and when > self.end)
 
 
 def parse_offset(text: str, where: str) -> timezone:
@@ -200,15 +202,35 @@ class Placed:
     when: datetime | None
 
 
+def _ancestors(path: str) -> set[str]:
+    """Every folder above ``path`` as a string (cheap to test, unlike ``Path.parents``)."""
+    out, cur = set(), os.path.dirname(path)
+    while cur and cur not in out:
+        out.add(cur)
+        cur = os.path.dirname(cur)
+    return out
+
+
 def assign(media: list[MediaRecord], deployments: list[Deployment], source: str) -> list[Placed]:
-    """Place every photo in a deployment; raise naming the first photo that fits none."""
+    """Place every photo in a deployment; raise naming the first photo that fits none.
+
+    The deepest matching folder wins, so a deployment file may name a card and, separately,
+    one sub-folder of it that was a different placement.
+    """
     tzs = {d.id: parse_offset(d.utc_offset or "+00:00", source) for d in deployments}
+    ordered = sorted(deployments, key=lambda d: -len(d.folder.parts) if d.folder else 0)
+    folders = {d.id: str(d.folder) if d.folder is not None else None for d in deployments}
     placed, orphans = [], []
     for m in media:
+        ancestors = _ancestors(m.path)
+        stamp = m.timestamp
         hit = None
-        for d in sorted(deployments, key=lambda d: -len(d.folder.parts) if d.folder else 0):
-            when = localise(m.timestamp, tzs[d.id])
-            if d.holds(m, when):
+        for d in ordered:
+            folder = folders[d.id]
+            if folder is not None and folder not in ancestors:
+                continue
+            when = localise(stamp, tzs[d.id])
+            if d.in_window(when):
                 hit = Placed(m, d, when)
                 break
         if hit is None:

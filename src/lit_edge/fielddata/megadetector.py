@@ -84,7 +84,6 @@ def write_megadetector(det: Detections, out: Path, cfg: FieldDataConfig) -> Path
     if out.is_dir():
         out = out / "megadetector.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(
-        json.dumps(megadetector_dict(det, cfg), indent=1, ensure_ascii=False) + "\n", encoding="utf-8"
-    )
+    # no indent: json's C encoder only runs without one (~10x faster on a season of photos)
+    out.write_text(json.dumps(megadetector_dict(det, cfg), ensure_ascii=False) + "\n", encoding="utf-8")
     return out

@@ -11,6 +11,7 @@ import json
 import sqlite3
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cached_property
 from pathlib import Path
 
 from lit_edge.errors import UserError
@@ -56,7 +57,7 @@ class MediaRecord:
     def ok(self) -> bool:
         return self.status == "done"
 
-    @property
+    @cached_property
     def timestamp(self) -> datetime | None:
         """``captured_at`` parsed; naive when the camera's clock gave no offset (EXIF)."""
         return parse_time(self.captured_at)
@@ -208,49 +209,63 @@ def _read_runs(conn: sqlite3.Connection) -> tuple[RunRecord, ...]:
     return tuple(out)
 
 
+def _select(conn: sqlite3.Connection, table: str, wanted: tuple[str, ...], order: str) -> sqlite3.Cursor:
+    """Plain tuples in ``wanted`` order (NULL for a column an older database lacks): fast to read."""
+    have = _columns(conn, table)
+    cols = ", ".join(c if c in have else f"NULL AS {c}" for c in wanted)
+    cur = conn.cursor()
+    cur.row_factory = None
+    return cur.execute(f"SELECT {cols} FROM {table} ORDER BY {order}")
+
+
+_PRED_COLS = ("media_id", "rank", "label_id", "scientific_name", "common_name", "score")
+_MEDIA_COLS = (
+    "id", "run_id", "path", "frame_index", "source", "captured_at", "time_source", "latitude",
+    "longitude", "altitude", "width", "height", "status", "error", "top_label_id", "top_name",
+    "top_rank", "top_score", "saved_frame",
+)  # fmt: skip
+
+
 def _read_media(conn: sqlite3.Connection) -> tuple[MediaRecord, ...]:
-    pcols = _columns(conn, "predictions")
     preds: dict[int, list[Prediction]] = {}
-    for p in conn.execute("SELECT * FROM predictions ORDER BY media_id, rank"):
-        preds.setdefault(int(p["media_id"]), []).append(
+    for media_id, rank, label_id, sci, common, score in _select(
+        conn, "predictions", _PRED_COLS, "media_id, rank"
+    ):
+        preds.setdefault(media_id, []).append(
             Prediction(
-                rank=int(p["rank"]),
-                label_id=int(p["label_id"]) if p["label_id"] is not None else -1,
-                scientific_name=str(_get(p, pcols, "scientific_name") or ""),
-                common_name=str(_get(p, pcols, "common_name") or ""),
-                score=float(p["score"] or 0.0),
+                rank=int(rank),
+                label_id=int(label_id) if label_id is not None else -1,
+                scientific_name=sci or "",
+                common_name=common or "",
+                score=float(score or 0.0),
             )
         )
-    cols = _columns(conn, "media")
     out = []
-    for m in conn.execute("SELECT * FROM media ORDER BY id"):
-
-        def g(name: str, m=m):
-            return _get(m, cols, name)
-
-        frame = g("frame_index")
+    for row in _select(conn, "media", _MEDIA_COLS, "id"):
+        (mid, run_id, path, frame, source, captured_at, time_source, lat, lon, alt, w, h) = row[:12]
+        (status, error, top_label_id, top_name, top_rank, top_score, saved_frame) = row[12:]
         out.append(
             MediaRecord(
-                id=int(m["id"]),
-                run_id=g("run_id"),
-                path=str(g("path") or ""),
+                id=int(mid),
+                run_id=run_id,
+                path=str(path or ""),
                 frame_index=int(frame) if frame is not None else -1,
-                source=g("source"),
-                captured_at=g("captured_at"),
-                time_source=g("time_source"),
-                latitude=g("latitude"),
-                longitude=g("longitude"),
-                altitude=g("altitude"),
-                width=g("width"),
-                height=g("height"),
-                status=str(g("status") or ""),
-                error=g("error"),
-                top_label_id=g("top_label_id"),
-                top_name=g("top_name"),
-                top_rank=g("top_rank"),
-                top_score=float(g("top_score")) if g("top_score") is not None else None,
-                predictions=tuple(preds.get(int(m["id"]), ())),
-                saved_frame=g("saved_frame"),
+                source=source,
+                captured_at=captured_at,
+                time_source=time_source,
+                latitude=lat,
+                longitude=lon,
+                altitude=alt,
+                width=w,
+                height=h,
+                status=str(status or ""),
+                error=error,
+                top_label_id=top_label_id,
+                top_name=top_name,
+                top_rank=top_rank,
+                top_score=float(top_score) if top_score is not None else None,
+                predictions=tuple(preds.get(mid, ())),
+                saved_frame=saved_frame,
             )
         )
     return tuple(out)
