@@ -214,3 +214,15 @@ def test_the_shipped_example_config_is_valid(tmp_path, bundle):
     assert r.exit_code == 0, r.output
     assert _rows(db, "SELECT COUNT(*) FROM media") == [(4,)]
     assert "status-every" not in r.output and len(list((tmp_path / "frames").iterdir())) == 4
+
+
+def test_csi_without_gstreamer_is_one_clear_line(tmp_path, bundle):
+    from lit_edge.device.sources import _has_gstreamer
+
+    if _has_gstreamer():
+        pytest.skip("this OpenCV has GStreamer; the CSI pipeline would really be opened")
+    r = runner.invoke(app, ["detect", "csi://0", "--bundle", str(bundle), "--db", str(tmp_path / "c.db")])
+    assert r.exit_code == 2 and r.output.startswith(
+        "error: csi://0: CSI cameras need OpenCV built with GStreamer"
+    )
+    assert not (tmp_path / "c.db").exists()

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from lit_edge.device.pipeline import Engine, EngineConfig
-from lit_edge.device.sources import CaptureConfig, LiveSource, parse_address
+from lit_edge.device.sources import CaptureConfig, LiveSource, capture_args, parse_address
 from lit_edge.device.store import FrameSaver, MediaRecord, Store, Summary, summary
 from lit_edge.errors import UserError
 
@@ -70,12 +70,11 @@ def run_detect(
         raise UserError(
             f"{config.source} is photos, not a live source or video; use 'lit-edge tag {config.source}'"
         )
+    capture_args(spec, config.capture)  # a CSI camera without GStreamer fails here, before any I/O
     engine = engine or Engine(config.engine)
     saver = FrameSaver(config.save_frames, config.save_quota_mb) if config.save_frames else None
     store = Store(config.db, batch=config.commit_every, flush_s=0.5, saver=saver)
-    key = spec.target if spec.kind == "video" else spec.address
-    if spec.kind == "video":
-        key = str(Path(spec.target).resolve())
+    key = str(Path(spec.target).resolve()) if spec.kind == "video" else spec.address
     # A live source continues its frame numbering over runs; a video re-run replaces its frames.
     first_index = store.next_frame_index(key) if spec.live else 0
     source = LiveSource(spec, config.capture, first_index=first_index)
