@@ -8,7 +8,10 @@ decisions (the end-to-end tests use a real ``lit-edge tag`` run instead).
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 from fractions import Fraction
+from html.parser import HTMLParser
 from pathlib import Path
 
 import sqlite_utils
@@ -201,3 +204,76 @@ runner = CliRunner()
 
 def cli(*args):
     return runner.invoke(app, [str(a) for a in args])
+
+
+# --- headless Chromium (the report tests) ---
+
+CHROMIUM = next(
+    (shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome") if shutil.which(n)), None
+)
+
+
+def render(html: Path, profile: Path) -> tuple[str, list[str]]:
+    """Dump the DOM after scripts ran; return it and Chromium's console lines."""
+    proc = subprocess.run(
+        [
+            CHROMIUM,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--no-first-run",
+            "--disable-component-update",
+            "--disable-sync",
+            f"--user-data-dir={profile}",
+            "--enable-logging=stderr",
+            "--v=0",
+            "--dump-dom",
+            html.resolve().as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    console = [line for line in proc.stderr.splitlines() if ":CONSOLE" in line]
+    return proc.stdout, console
+
+
+class _Collect(HTMLParser):
+    """Gathers what the test checks from the rendered DOM (an independent HTML reader)."""
+
+    def __init__(self):
+        super().__init__()
+        self.body: dict = {}
+        self.imgs: list[str] = []
+        self.rects = 0
+        self.text: list[str] = []
+        self.errors = ""
+        self._in_errors = False
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag == "body":
+            self.body = a
+        elif tag == "img":
+            self.imgs.append(a.get("src", ""))
+        elif tag == "rect" and "class" in a:
+            self.rects += 1
+        elif tag == "pre" and a.get("id") == "js-errors":
+            self._in_errors = True
+
+    def handle_endtag(self, tag):
+        if tag == "pre":
+            self._in_errors = False
+
+    def handle_data(self, data):
+        self.text.append(data)
+        if self._in_errors:
+            self.errors += data
+
+
+def parse(dom: str) -> _Collect:
+    c = _Collect()
+    c.feed(dom)
+    return c

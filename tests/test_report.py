@@ -9,18 +9,11 @@ harness catches both kinds of failure. Skipped, visibly, where no Chromium is in
 from __future__ import annotations
 
 import re
-import shutil
-import subprocess
-from html.parser import HTMLParser
-from pathlib import Path
 
 import pytest
 
-from fielddata_fixtures import cli, fill_db, make_field, write_photo
+from fielddata_fixtures import CHROMIUM, cli, fill_db, make_field, parse, render, write_photo
 
-CHROMIUM = next(
-    (shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome") if shutil.which(n)), None
-)
 needs_chromium = pytest.mark.skipif(
     CHROMIUM is None, reason="no Chromium here (Debian: apt-get install chromium)"
 )
@@ -30,72 +23,6 @@ needs_chromium = pytest.mark.skipif(
 def field(tmp_path):
     """Two camera folders of real JPEGs and a database of their decisions (see fielddata_fixtures)."""
     return make_field(tmp_path)
-
-
-def render(html: Path, profile: Path) -> tuple[str, list[str]]:
-    """Dump the DOM after scripts ran; return it and Chromium's console lines."""
-    proc = subprocess.run(
-        [
-            CHROMIUM,
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-background-networking",
-            "--no-first-run",
-            "--disable-component-update",
-            "--disable-sync",
-            f"--user-data-dir={profile}",
-            "--enable-logging=stderr",
-            "--v=0",
-            "--dump-dom",
-            html.resolve().as_uri(),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    console = [line for line in proc.stderr.splitlines() if ":CONSOLE" in line]
-    return proc.stdout, console
-
-
-class _Collect(HTMLParser):
-    """Gathers what the test checks from the rendered DOM (an independent HTML reader)."""
-
-    def __init__(self):
-        super().__init__()
-        self.body: dict = {}
-        self.imgs: list[str] = []
-        self.rects = 0
-        self.text: list[str] = []
-        self.errors = ""
-        self._in_errors = False
-
-    def handle_starttag(self, tag, attrs):
-        a = dict(attrs)
-        if tag == "body":
-            self.body = a
-        elif tag == "img":
-            self.imgs.append(a.get("src", ""))
-        elif tag == "rect" and "class" in a:
-            self.rects += 1
-        elif tag == "pre" and a.get("id") == "js-errors":
-            self._in_errors = True
-
-    def handle_endtag(self, tag):
-        if tag == "pre":
-            self._in_errors = False
-
-    def handle_data(self, data):
-        self.text.append(data)
-        if self._in_errors:
-            self.errors += data
-
-
-def parse(dom: str) -> _Collect:
-    c = _Collect()
-    c.feed(dom)
-    return c
 
 
 @needs_chromium
