@@ -134,7 +134,7 @@ def _taxonomic(names: set[tuple[str, str]], taxonomy: Taxonomy) -> list[dict]:
 
 def write_camtrap_dp(det: Detections, out: Path, cfg: FieldDataConfig) -> Path:
     """Write the package into folder ``out``; returns the path of ``datapackage.json``."""
-    photos = [m for m in det.photos]
+    photos = list(det.photos)
     timed = [m for m in photos if m.timestamp is not None]
     if len(timed) < len(photos):
         log.warning(
