@@ -1,0 +1,203 @@
+"""Explicit INT8 (QDQ) image towers, calibrated on real images, in two flavours.
+
+- ``cpu``: uint8 activations, int8 per-channel weights. ONNX Runtime fuses the Q/DQ pairs into
+  integer kernels on x86 and ARM, which is where the CPU speed-up comes from.
+- ``tensorrt``: symmetric int8 activations and weights (every zero point 0), the only form
+  TensorRT's explicit quantization accepts (implicit calibration is gone from current TensorRT).
+
+The ranges live in the ONNX file, so the device never calibrates. Layers whose quantization costs
+accuracy out of proportion to their run time (the first conv sees raw pixels; the head decides the
+class) can stay in float: ``keep_float`` names them by role, not by node name, so it works for any
+tower. The defaults were chosen by measurement (``bench/bench_export.py --accuracy``).
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import onnx
+
+from lit_edge.errors import UserError
+
+log = logging.getLogger(__name__)
+
+FLAVOURS = ("cpu", "tensorrt")
+METHODS = ("minmax", "percentile", "entropy")
+#: Roles ``keep_float`` understands.
+ROLES = ("first_conv", "last_conv", "head")
+_QUANTIZABLE = {"Conv", "MatMul", "Gemm"}
+_POOLS = {"GlobalAveragePool", "ReduceMean", "GlobalMaxPool"}
+
+
+@dataclass(frozen=True)
+class QuantConfig:
+    """How an image tower is quantized. ``flavour`` picks the number formats; the rest is accuracy."""
+
+    flavour: str = "cpu"  # cpu | tensorrt
+    method: str = "percentile"  # minmax | percentile | entropy
+    percentile: float = 99.999
+    per_channel: bool = True
+    keep_float: tuple[str, ...] = ("first_conv", "head")  # roles from ROLES
+    preprocess: bool = True  # onnxruntime's quant_pre_process (shape inference + graph optimisation)
+    batch: int = 16
+    op_types: tuple[str, ...] | None = None  # None: every op type ORT can quantize in QDQ
+    extra: dict = field(default_factory=dict)  # passed on to quantize_static's extra_options
+
+    def __post_init__(self):
+        if self.flavour not in FLAVOURS:
+            raise UserError(f"unknown INT8 flavour {self.flavour!r}; choose one of {', '.join(FLAVOURS)}")
+        if self.method not in METHODS:
+            raise UserError(f"unknown calibration method {self.method!r}; choose one of {', '.join(METHODS)}")
+        bad = set(self.keep_float) - set(ROLES)
+        if bad:
+            raise UserError(f"unknown layer role(s) {sorted(bad)} to keep in float; choose from {ROLES}")
+
+
+def _reader(images: np.ndarray, batch: int, input_name: str):
+    from onnxruntime.quantization import CalibrationDataReader
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self._it = iter(range(0, len(images), batch))
+
+        def get_next(self):
+            i = next(self._it, None)
+            return None if i is None else {input_name: images[i : i + batch]}
+
+        def rewind(self):
+            self._it = iter(range(0, len(images), batch))
+
+    return Reader()
+
+
+def nodes_for_roles(model: onnx.ModelProto, roles: Sequence[str]) -> list[str]:
+    """Names of the nodes that play ``roles`` in a CNN tower graph (graph order is topological)."""
+    nodes = list(model.graph.node)
+    convs = [n for n in nodes if n.op_type == "Conv"]
+    pool_idx = max((i for i, n in enumerate(nodes) if n.op_type in _POOLS), default=None)
+    names: list[str] = []
+    if "first_conv" in roles and convs:
+        names.append(convs[0].name)
+    if "last_conv" in roles and convs:
+        names.append(convs[-1].name)
+    if "head" in roles and pool_idx is not None:
+        names += [n.name for n in nodes[pool_idx + 1 :] if n.op_type in _QUANTIZABLE]
+    return list(dict.fromkeys(names))
+
+
+def _ensure_names(model: onnx.ModelProto) -> None:
+    for i, n in enumerate(model.graph.node):
+        if not n.name:
+            n.name = f"{n.op_type}_{i}"
+
+
+def quantize(fp32: Path, out: Path, images: np.ndarray, cfg: QuantConfig = QuantConfig()) -> Path:
+    """Write the INT8 QDQ version of ``fp32`` to ``out``, calibrated on uint8 NHWC ``images``."""
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    if len(images) == 0:
+        raise UserError("no calibration images; pass a folder of real photos to --calib")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="lit-edge-quant-") as tmp:
+        src = Path(tmp) / "pre.onnx"
+        model = onnx.load(fp32)
+        if cfg.preprocess:
+            quant_pre_process(model, str(src), skip_symbolic_shape=True)
+            model = onnx.load(src)
+        _ensure_names(model)
+        onnx.save(model, src)
+        exclude = nodes_for_roles(model, cfg.keep_float)
+        symmetric = cfg.flavour == "tensorrt"
+        extra = {
+            "ActivationSymmetric": symmetric,
+            "WeightSymmetric": True,
+            "CalibPercentile": cfg.percentile,
+            # ORT drops a Relu/Clip after a conv when the Q range implies it; with symmetric int8 the
+            # range has a negative half, so the clip would be lost: keep it (TensorRT fuses it anyway).
+            "QDQKeepRemovableActivations": symmetric,
+            **cfg.extra,
+        }
+        log.info(
+            "quantizing %s -> %s (%s, %s, %d images, float: %s)",
+            fp32.name,
+            out.name,
+            cfg.flavour,
+            cfg.method,
+            len(images),
+            exclude or "none",
+        )
+        quantize_static(
+            str(src),
+            str(out),
+            _reader(images, cfg.batch, model.graph.input[0].name),
+            quant_format=QuantFormat.QDQ,
+            activation_type=QuantType.QInt8 if symmetric else QuantType.QUInt8,
+            weight_type=QuantType.QInt8,
+            per_channel=cfg.per_channel,
+            calibrate_method={
+                "minmax": CalibrationMethod.MinMax,
+                "percentile": CalibrationMethod.Percentile,
+                "entropy": CalibrationMethod.Entropy,
+            }[cfg.method],
+            nodes_to_exclude=exclude,
+            op_types_to_quantize=list(cfg.op_types) if cfg.op_types else None,
+            extra_options=extra,
+        )
+    model = onnx.load(out)
+    model.producer_name = "lit-edge"
+    onnx.save(model, out)
+    return out
+
+
+@dataclass(frozen=True)
+class QdqConv:
+    """How one Conv of a QDQ graph is quantized (what the structure tests look at)."""
+
+    name: str
+    weight_quantized: bool
+    input_quantized: bool
+    weight_dtype: int | None
+    input_dtype: int | None
+    zero_points: tuple[int, ...]
+
+
+def inspect_convs(path: Path) -> list[QdqConv]:
+    """For every Conv: are its weight and input activation fed by DequantizeLinear, in which dtype,
+    with which zero points. Torch-free and ORT-free: reads the graph only."""
+    model = onnx.load(path)
+    producer = {o: n for n in model.graph.node for o in n.output}
+    inits = {i.name: onnx.numpy_helper.to_array(i) for i in model.graph.initializer}
+    consts = {
+        n.output[0]: onnx.numpy_helper.to_array(n.attribute[0].t)
+        for n in model.graph.node
+        if n.op_type == "Constant" and n.attribute and n.attribute[0].type == onnx.AttributeProto.TENSOR
+    }
+    values = {**inits, **consts}
+
+    def dq(name: str):
+        node = producer.get(name)
+        if node is None or node.op_type != "DequantizeLinear":
+            return None, ()
+        zp = values.get(node.input[2]) if len(node.input) > 2 and node.input[2] else None
+        x = values.get(node.input[0])
+        if x is None:  # activation: DQ <- Q, dtype is the zero point's
+            dtype = onnx.helper.np_dtype_to_tensor_dtype(zp.dtype) if zp is not None else None
+        else:
+            dtype = onnx.helper.np_dtype_to_tensor_dtype(x.dtype)
+        zps = tuple(int(v) for v in np.ravel(zp)) if zp is not None else (0,)
+        return dtype, zps
+
+    out = []
+    for n in model.graph.node:
+        if n.op_type != "Conv":
+            continue
+        in_t, in_zp = dq(n.input[0])
+        w_t, w_zp = dq(n.input[1])
+        out.append(QdqConv(n.name, w_t is not None, in_t is not None, w_t, in_t, in_zp + w_zp))
+    return out
