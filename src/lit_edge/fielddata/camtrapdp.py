@@ -17,6 +17,7 @@ import logging
 import os
 import re
 import uuid
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -68,22 +69,31 @@ def _fmt_prob(p: float | None) -> str:
     return "" if p is None else f"{max(0.0, min(1.0, p)):.4f}"
 
 
+@dataclass(frozen=True)
+class _Machine:
+    """Who classified (model name and version) and when: the same on every observation row."""
+
+    by: str
+    at: str
+
+
 def _observation(
+    *,
     obs_id: str,
-    dep: Deployment,
+    dep_id: str,
     media_id: str,
     event_id: str,
     start: datetime | None,
     end: datetime | None,
     level: str,
     c: Classification,
-    classified_by: str,
-    classified_at: str,
+    machine: _Machine,
 ) -> dict:
     named = c.observation_type in ("animal", "human", "vehicle")
+    classified = c.observation_type != "unclassified"
     return {
         "observationID": obs_id,
-        "deploymentID": dep.id,
+        "deploymentID": dep_id,
         "mediaID": media_id,
         "eventID": event_id,
         "eventStart": _iso(start),
@@ -91,9 +101,9 @@ def _observation(
         "observationLevel": level,
         "observationType": c.observation_type,
         "scientificName": c.scientific_name if named else "",
-        "classificationMethod": "machine" if c.observation_type != "unclassified" else "",
-        "classifiedBy": classified_by if c.observation_type != "unclassified" else "",
-        "classificationTimestamp": classified_at if c.observation_type != "unclassified" else "",
+        "classificationMethod": "machine" if classified else "",
+        "classifiedBy": machine.by if classified else "",
+        "classificationTimestamp": machine.at if classified else "",
         "classificationProbability": _fmt_prob(c.probability),
     }
 
@@ -144,8 +154,7 @@ def write_camtrap_dp(det: Detections, out: Path, cfg: FieldDataConfig) -> Path:
         raise UserError(f"{det.db}: no photo with a timestamp to export; tag a folder of photos first")
     seq = sequence(timed, cfg)
     run = det.latest_run
-    classified_by = run.classifier if run else "lit-edge"
-    classified_at = _classified_at(run)
+    machine = _Machine(by=run.classifier if run else "lit-edge", at=_classified_at(run))
     root = common_root([m.path for m in timed])
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -205,30 +214,28 @@ def write_camtrap_dp(det: Detections, out: Path, cfg: FieldDataConfig) -> Path:
                 taxa.add((c.scientific_name, c.rank or "species"))
             obs_rows.append(
                 _observation(
-                    f"{media_id}-o1",
-                    dep,
-                    media_id,
-                    e.id,
-                    p.when,
-                    p.when,
-                    "media",
-                    c,
-                    classified_by,
-                    classified_at,
+                    obs_id=f"{media_id}-o1",
+                    dep_id=dep.id,
+                    media_id=media_id,
+                    event_id=e.id,
+                    start=p.when,
+                    end=p.when,
+                    level="media",
+                    c=c,
+                    machine=machine,
                 )
             )
         obs_rows.append(
             _observation(
-                f"{e.id}-o1",
-                dep,
-                "",
-                e.id,
-                e.start,
-                e.end,
-                "event",
-                classify_event(per_media),
-                classified_by,
-                classified_at,
+                obs_id=f"{e.id}-o1",
+                dep_id=dep.id,
+                media_id="",
+                event_id=e.id,
+                start=e.start,
+                end=e.end,
+                level="event",
+                c=classify_event(per_media),
+                machine=machine,
             )
         )
 
@@ -258,7 +265,7 @@ def write_camtrap_dp(det: Detections, out: Path, cfg: FieldDataConfig) -> Path:
         "created": datetime.now(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z"),
         "title": cfg.title,
         "description": (
-            f"Photos classified offline by lit-edge ({classified_by}). media.filePath is relative to "
+            f"Photos classified offline by lit-edge ({machine.by}). media.filePath is relative to "
             f"the photo folder; events are photos of one deployment at most {cfg.event_gap_s:g} s apart."
         ),
         "version": "1.0",
