@@ -24,7 +24,7 @@ from pathlib import Path
 from lit_edge.errors import UserError
 from lit_edge.fielddata.config import FieldDataConfig
 from lit_edge.fielddata.deployments import Deployment
-from lit_edge.fielddata.events import Classification, classify_event, classify_media, sequence
+from lit_edge.fielddata.events import Classification, Sequenced, classify_event, classify_media, sequence
 from lit_edge.fielddata.records import Detections, MediaRecord, RunRecord, parse_time
 from lit_edge.fielddata.taxa import Taxonomy, load_taxonomy
 from lit_edge.fielddata.validate import CAMTRAP_DP_VERSION, PROFILE_URL, TABLE_SCHEMA_URLS, shipped_schema
@@ -142,23 +142,8 @@ def _taxonomic(names: set[tuple[str, str]], taxonomy: Taxonomy) -> list[dict]:
     return out
 
 
-def write_camtrap_dp(det: Detections, out: Path, cfg: FieldDataConfig) -> Path:
-    """Write the package into folder ``out``; returns the path of ``datapackage.json``."""
-    photos = list(det.photos)
-    timed = [m for m in photos if m.timestamp is not None]
-    if len(timed) < len(photos):
-        log.warning(
-            "%d photo(s) have no timestamp and are left out (Camtrap DP needs one)", len(photos) - len(timed)
-        )
-    if not timed:
-        raise UserError(f"{det.db}: no photo with a timestamp to export; tag a folder of photos first")
-    seq = sequence(timed, cfg)
-    run = det.latest_run
-    machine = _Machine(by=run.classifier if run else "lit-edge", at=_classified_at(run))
-    root = common_root([m.path for m in timed])
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-
+def _deployment_rows(seq: Sequenced) -> tuple[list[Deployment], list[dict], list[datetime]]:
+    """The deployments to write, their rows, and every time they span (for ``temporal``)."""
     dep_times: dict[str, list[datetime]] = {}
     for e in seq.events:
         dep_times.setdefault(e.deployment_id, []).extend(p.when for p in e.members if p.when is not None)
@@ -186,6 +171,16 @@ def write_camtrap_dp(det: Detections, out: Path, cfg: FieldDataConfig) -> Path:
             }
         )
 
+    spans = [t for ts in dep_times.values() for t in ts] + [
+        t for d in deps for t in (d.start, d.end) if t is not None
+    ]
+    return deps, dep_rows, spans
+
+
+def _media_and_observations(
+    seq: Sequenced, root: Path, cfg: FieldDataConfig, machine: _Machine
+) -> tuple[list[dict], list[dict], set[tuple[str, str]]]:
+    """media.csv and observations.csv rows (media- and event-level), and the taxa named."""
     media_rows, obs_rows = [], []
     taxa: set[tuple[str, str]] = set()
     for e in seq.events:
@@ -239,14 +234,20 @@ def write_camtrap_dp(det: Detections, out: Path, cfg: FieldDataConfig) -> Path:
             )
         )
 
-    _write_csv(out / "deployments.csv", _fields("deployments"), dep_rows)
-    _write_csv(out / "media.csv", _fields("media"), media_rows)
-    _write_csv(out / "observations.csv", _fields("observations"), obs_rows)
+    return media_rows, obs_rows, taxa
 
-    all_times = [t for ts in dep_times.values() for t in ts] + [
-        t for d in deps for t in (d.start, d.end) if t is not None
-    ]
-    descriptor = {
+
+def _descriptor(
+    det: Detections,
+    cfg: FieldDataConfig,
+    deps: list[Deployment],
+    spans: list[datetime],
+    taxa: set[tuple[str, str]],
+    machine: _Machine,
+) -> dict:
+    """``datapackage.json``: the profile's required metadata, resources named by schema URL."""
+    run = det.latest_run
+    return {
         "resources": [
             {
                 "name": name,
@@ -270,7 +271,7 @@ def write_camtrap_dp(det: Detections, out: Path, cfg: FieldDataConfig) -> Path:
         ),
         "version": "1.0",
         "contributors": [{"title": cfg.contributor, "role": "contributor"}],
-        "sources": [{"title": "lit-edge", "version": det.latest_run.lit_edge_version if run else ""}],
+        "sources": [{"title": "lit-edge", "version": run.lit_edge_version if run else ""}],
         "project": {
             "title": cfg.title,
             "samplingDesign": "opportunistic",
@@ -280,12 +281,38 @@ def write_camtrap_dp(det: Detections, out: Path, cfg: FieldDataConfig) -> Path:
         },
         "spatial": _spatial(deps),
         "temporal": {
-            "start": min(all_times).date().isoformat(),
-            "end": max(all_times).date().isoformat(),
+            "start": min(spans).date().isoformat(),
+            "end": max(spans).date().isoformat(),
         },
         "taxonomic": _taxonomic(taxa, load_taxonomy(det, cfg.bundle)),
     }
+
+
+def write_camtrap_dp(det: Detections, out: Path, cfg: FieldDataConfig) -> Path:
+    """Write the package into folder ``out``; returns the path of ``datapackage.json``."""
+    photos = list(det.photos)
+    timed = [m for m in photos if m.timestamp is not None]
+    if len(timed) < len(photos):
+        log.warning(
+            "%d photo(s) have no timestamp and are left out (Camtrap DP needs one)", len(photos) - len(timed)
+        )
+    if not timed:
+        raise UserError(f"{det.db}: no photo with a timestamp to export; tag a folder of photos first")
+    seq = sequence(timed, cfg)
+    run = det.latest_run
+    machine = _Machine(by=run.classifier if run else "lit-edge", at=_classified_at(run))
+    deps, dep_rows, spans = _deployment_rows(seq)
+    media_rows, obs_rows, taxa = _media_and_observations(
+        seq, common_root([m.path for m in timed]), cfg, machine
+    )
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    _write_csv(out / "deployments.csv", _fields("deployments"), dep_rows)
+    _write_csv(out / "media.csv", _fields("media"), media_rows)
+    _write_csv(out / "observations.csv", _fields("observations"), obs_rows)
     path = out / "datapackage.json"
+    descriptor = _descriptor(det, cfg, deps, spans, taxa, machine)
     path.write_text(json.dumps(descriptor, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     log.info(
         "wrote Camtrap DP %s: %d deployments, %d media, %d observations -> %s",
