@@ -72,6 +72,7 @@ def encode_features(
     model, texts: list[str], batch_size: int, progress: Progress | None = None
 ) -> torch.Tensor:
     """Frozen pooled features of ``texts`` ([N, width]); texts are sorted by length to pad little."""
+    t0 = time.perf_counter()
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
     out = torch.empty(len(texts), model.text_tower.width)
     task = progress.add_task("encoding phrasings", total=len(texts), info="") if progress else None
@@ -81,6 +82,7 @@ def encode_features(
         out[idx] = pooled(model, _tokens(model, [texts[j] for j in idx])).float()
         if progress:
             progress.advance(task, len(idx))
+    log.info("starter: encoded %d phrasings in %.0f s", len(texts), time.perf_counter() - t0)
     return out
 
 
@@ -121,7 +123,7 @@ def fit_text_tower(
     tower.head.train()
     start = time.perf_counter()
     step, loss_value, seen = 0, float("nan"), 0
-    for _epoch in range(cfg.epochs):
+    for epoch in range(cfg.epochs):
         perm = torch.randperm(n, generator=gen)
         for i in range(0, n, cfg.batch_size):
             idx = perm[i : i + cfg.batch_size]
@@ -145,6 +147,8 @@ def fit_text_tower(
                 log.info("starter: time budget of %.0f s reached after %d steps", cfg.time_budget_s, step)
                 break
         else:
+            if (epoch + 1) % 10 == 0:
+                log.info("starter: epoch %d/%d, loss %.3f", epoch + 1, cfg.epochs, loss_value)
             continue
         break
     tower.eval()

@@ -1,0 +1,220 @@
+"""The starter model: real WordNet 3.0 + timm data, and a real (few-class) build with the packaged towers.
+
+Needs WordNet 3.0's noun database (``apt-get install wordnet-base``); without it these tests fail with
+the one-line instruction, on purpose, since the starter cannot be built either.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from lit_edge.bundle import LABEL_COLUMNS
+from lit_edge.errors import UserError
+from lit_edge.starter import smoke_config, species_list_path
+from lit_edge.starter.config import StarterConfig
+from lit_edge.starter.hierarchy import imagenet_synsets, leaf_cover
+from lit_edge.starter.loss import soft_cross_entropy
+from lit_edge.starter.phrasings import HELDOUT_TEMPLATES, build_phrasings
+from lit_edge.starter.species import read_species_csv, species_rows, to_csv
+from lit_edge.starter.wordnet import load_wordnet, parse_line, read_wordnet
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def wn():
+    return load_wordnet()
+
+
+@pytest.fixture(scope="module")
+def cover(wn):
+    return leaf_cover(wn, imagenet_synsets())
+
+
+def _synset(wn, lemma: str) -> str:
+    return next(s.id for s in wn.synsets.values() if lemma in s.lemmas)
+
+
+# WordNet and the tree above ImageNet ----------------------------------------------------------------
+def test_parse_line_reads_lemmas_and_links():
+    line = (
+        "02119022 05 n 02 red_fox 0 Vulpes_vulpes 0 004 @ 02118333 n 0000 #m 02118854 n 0000 "
+        "~ 02119247 n 0000 + 01234567 a 0101 | the common Old World fox  "
+    )
+    s = parse_line(line)
+    assert s.id == "n02119022"
+    assert s.lemmas == ["red fox", "Vulpes vulpes"]
+    assert s.hypernyms == ["n02118333"] and s.member_holonyms == ["n02118854"]
+    assert s.hyponyms == ["n02119247"]  # the adjective pointer is not a noun link
+    assert s.gloss == "the common Old World fox"
+
+
+def test_unreadable_wordnet_is_one_clear_error(tmp_path):
+    bad = tmp_path / "data.noun"
+    bad.write_text("00001740 03 n zz entity 0 | broken\n")
+    with pytest.raises(UserError, match="cannot read the WordNet noun database.*wordnet-base"):
+        read_wordnet(bad)
+
+
+def test_imagenet_classes_are_wordnet_synsets(wn):
+    classes = imagenet_synsets()
+    assert len(classes) == 1000 and all(c in wn for c in classes)
+    assert wn[classes[281]].lemmas[0] == "tabby"
+
+
+def test_domestic_cat_covers_the_five_cat_classes(wn, cover):
+    assert wn["n02121808"].lemmas[-1] == "Felis catus"
+    assert sorted(cover["n02121808"]) == [281, 282, 283, 284, 285]
+
+
+def test_fox_and_genus_covers(wn, cover):
+    assert sorted(cover[_synset(wn, "fox")]) == [277, 278, 279, 280]  # red, kit, Arctic, grey fox
+    assert sorted(cover[_synset(wn, "genus Vulpes")]) == [277, 278]  # members, not hyponyms
+    felidae = sorted(cover[_synset(wn, "family Felidae")])
+    assert felidae == list(range(281, 294))  # domestic cats + cougar, lynx and the big cats
+    assert len(cover[_synset(wn, "dog")]) == 118
+    assert len(cover[_synset(wn, "entity")]) == 1000
+
+
+# species list ----------------------------------------------------------------------------------------
+def test_committed_species_list_is_up_to_date(wn):
+    assert species_list_path().read_text(encoding="utf-8") == to_csv(species_rows(wn))
+
+
+def test_species_list_has_ranks_and_parents():
+    rows = {r["scientific_name"]: r for r in read_species_csv(species_list_path())}
+    assert list(next(iter(rows.values())))[: len(LABEL_COLUMNS)] == list(LABEL_COLUMNS)
+    cat = rows["Felis catus"]
+    assert (cat["kingdom"], cat["class"], cat["order"], cat["family"], cat["genus"], cat["species"]) == (
+        "Animalia",
+        "Mammalia",
+        "Carnivora",
+        "Felidae",
+        "Felis",
+        "catus",
+    )
+    assert rows["Danaus plexippus"]["order"] == "Lepidoptera"
+    for name in ("Vulpes vulpes", "Haliaeetus leucocephalus", "Canis familiaris", "Canis lupus"):
+        assert name in rows
+    # breeds such as "Welsh terrier" look like binomials but are not species
+    assert not any(n.split()[0] in {"Welsh", "Belgian", "Spanish"} for n in rows)
+    assert sorted(int(r["id"]) for r in rows.values()) == list(range(len(rows)))
+
+
+def test_species_list_reads_as_taxa():
+    from lit_edge.taxonomy import read_species_list
+
+    taxa = read_species_list(species_list_path())
+    assert len(taxa) > 100
+    assert any(t.scientific_name == "Felis catus" and t.family == "Felidae" for t in taxa)
+
+
+# phrasings and loss ------------------------------------------------------------------------------
+def test_heldout_templates_and_names_never_reach_training(wn, cover):
+    cfg = StarterConfig(heldout_lemma_fraction=0.5)
+    p = build_phrasings(cfg, wn, imagenet_synsets(), cover, species_rows(wn))
+    trained = {t for target in p.targets for t in target.texts}
+    assert not trained & set(p.eval_texts)
+    assert not any(h.format("").strip(" .") in t for t in trained for h in HELDOUT_TEMPLATES[:2])
+    held = [t for t, h in zip(p.eval_texts, p.eval_heldout_name, strict=True) if h]
+    assert held, "half of the secondary names should be held out"
+    cat = next(t for t in p.targets if t.synset == "n02121808")
+    assert cat.classes == (281, 282, 283, 284, 285) and "Felis catus" in cat.texts
+
+
+def test_soft_cross_entropy_matches_cross_entropy_and_is_minimal_at_target():
+    logits = torch.randn(6, 10, requires_grad=True)
+    labels = torch.randint(0, 10, (6,))
+    onehot = torch.nn.functional.one_hot(labels, 10).float()
+    assert torch.allclose(
+        soft_cross_entropy(logits, onehot), torch.nn.functional.cross_entropy(logits, labels)
+    )
+    q = torch.softmax(torch.randn(6, 10), dim=-1)
+    at_target = q.log().clone().requires_grad_(True)
+    loss = soft_cross_entropy(at_target, q)
+    loss.backward()
+    assert at_target.grad.abs().max() < 1e-6  # gradient of H(q, softmax(z)) vanishes at softmax(z) = q
+
+
+# a real build -------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    """The smoke recipe built by the config file's real entry point, in a subprocess."""
+    out = tmp_path_factory.mktemp("starter") / "ckpt"
+    cmd = [sys.executable, str(ROOT / "train" / "starter.py"), "--smoke", "--out", str(out)]
+    env = {**os.environ, "OMP_NUM_THREADS": "2"}
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return out, cmd, env
+
+
+def test_build_writes_a_loadable_checkpoint(built):
+    from lit_edge.model import load_checkpoint
+
+    out, _, _ = built
+    doc = json.loads((out / "config.json").read_text())
+    starter = doc["extra"]["starter"]
+    assert starter["config"]["classes"] == list(smoke_config().classes)
+    assert starter["metrics"]["steps"] > 0 and starter["metrics"]["heldout_texts"] > 0
+    model = load_checkpoint(out)
+    assert model.config.text.output == "sqrt_softmax" and model.config.text.lock_layers == -1
+    emb = model.encode_text(model.tokenize(["red fox"]))
+    assert emb.shape == (1, 1000) and torch.allclose(emb.norm(dim=-1), torch.ones(1))
+
+
+def test_second_build_reuses_and_a_changed_recipe_rebuilds(built, tmp_path):
+    out, cmd, env = built
+    before = (out / "model.safetensors").stat().st_mtime_ns
+    again = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+    assert again.returncode == 0 and "reusing" in again.stderr
+    assert (out / "model.safetensors").stat().st_mtime_ns == before
+    copy = tmp_path / "ckpt"
+    shutil.copytree(out, copy)
+    cmd = [*cmd[:-1], str(copy), "--set", "epochs=2"]
+    changed = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+    assert changed.returncode == 0 and "reusing" not in changed.stderr
+    assert json.loads((copy / "config.json").read_text())["extra"]["starter"]["config"]["epochs"] == 2
+    assert not (tmp_path / "ckpt.building").exists()
+
+
+def test_built_starter_knows_felis_catus_on_chelsea(built):
+    """Scientific names as the only labels: the cat photo (and crops of it) picks Felis catus."""
+    from lit_edge.model import load_checkpoint
+    from lit_edge.starter.evaluate import real_photos, species_contest
+
+    model = load_checkpoint(built[0])
+    names = [
+        "Felis catus",
+        "Canis lupus",
+        "Vulpes vulpes",
+        "Panthera leo",
+        "Danaus plexippus",
+        "Haliaeetus leucocephalus",
+    ]
+    photos = real_photos(crops_per_photo=3, names=("chelsea",))
+    results = species_contest(model, photos, names, expected="Felis catus")
+    assert [r.winner for r in results] == ["Felis catus"] * len(photos)
+    assert min(r.margin for r in results) > 0.1
+
+
+def test_unknown_override_is_refused():
+    with pytest.raises(ValueError, match="unknown starter config keys"):
+        StarterConfig().override(epoch=3)
+
+
+def test_config_file_matches_library_defaults():
+    sys.path.insert(0, str(ROOT / "train"))
+    try:
+        import starter as recipe
+    finally:
+        sys.path.pop(0)
+    assert recipe.get_config() == StarterConfig()
+    assert recipe.get_config("smoke") == smoke_config()
