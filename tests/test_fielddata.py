@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import shutil
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -463,3 +464,17 @@ def test_xmp_merges_into_the_description_that_holds_the_keywords(field):
     assert len(subjects) == 1
     assert [li.text for li in subjects[0].iter(f"{RDF}li")] == ["night", "Capreolus capreolus", "roe deer"]
     assert rdf.find(f"{RDF}Description/{{http://ns.adobe.com/xap/1.0/}}Rating").text == "2"
+
+
+def test_taxonomy_from_a_tar_bundle(field, tmp_path):
+    from bundle_factory import make_bundle
+    from lit_edge.bundle import MANIFEST, Manifest, pack, write_manifest
+
+    folder = make_bundle(tmp_path / "real-bundle")  # a real bundle, with this test's species list
+    shutil.copy(field["bundle"] / "labels.csv", folder / "labels.csv")
+    manifest = Manifest.from_dict(json.loads((folder / MANIFEST).read_text()), folder / MANIFEST)
+    write_manifest(folder, manifest)
+    tar = pack(folder, tmp_path / "bundle.tar")
+    assert cli("db", "export", field["db"], "-f", "xmp", "-o", tmp_path / "x", "--bundle", tar).exit_code == 0
+    hier = _keywords(tmp_path / "x" / "siteA" / "IMG_0003.JPG.xmp")["hier"]
+    assert hier == ["Animalia|Chordata|Mammalia|Carnivora|Mustelidae|Meles|Meles meles"]

@@ -9,6 +9,7 @@ a correct (flat) keyword, so the writers log a warning and carry on.
 from __future__ import annotations
 
 import logging
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,8 +63,8 @@ def load_taxonomy(det: Detections, bundle: Path | None = None) -> Taxonomy:
         try:
             if path.is_dir() and (path / "labels.csv").is_file():
                 return Taxonomy(read_labels(path / "labels.csv"))
-            b = load(path, verify=False)
-            return Taxonomy(b.labels)
+            with tempfile.TemporaryDirectory(prefix="lit-edge-labels-") as tmp:  # a .tar bundle
+                return Taxonomy(list(load(path, verify=False, unpack_dir=Path(tmp)).labels))
         except (BundleError, OSError, ValueError) as exc:
             log.warning("no taxonomy from bundle %s (%s); keywords will be the names alone", path, exc)
     return Taxonomy([])
