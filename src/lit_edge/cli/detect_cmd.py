@@ -60,7 +60,7 @@ def detect(
     duration: Annotated[float, typer.Option("--duration", min=0, help="Stop after this many seconds.")] = 0.0,
     width: Annotated[int, typer.Option("--width", help="Capture width (CSI/V4L2).")] = 1280,
     height: Annotated[int, typer.Option("--height", help="Capture height (CSI/V4L2).")] = 720,
-    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Most frames per inference.")] = 4,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Most frames per inference.")] = 2,
     reconnect: Annotated[
         bool, typer.Option("--reconnect/--no-reconnect", help="Reopen a live source that drops.")
     ] = True,

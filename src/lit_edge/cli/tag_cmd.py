@@ -41,7 +41,9 @@ def tag(
     threshold: ThresholdOpt = 0.5,
     margin: MarginOpt = 0.1,
     species: SpeciesOpt = None,
-    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Photos per inference batch.")] = 32,
+    batch_size: Annotated[
+        int, typer.Option("--batch-size", min=0, help="Photos per inference (0 = 2 on CPU, 16 on GPU).")
+    ] = 0,
     workers: Annotated[int, typer.Option("--workers", min=0, help="Decode threads (0 = one per core).")] = 0,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar.")] = True,
 ) -> None:

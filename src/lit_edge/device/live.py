@@ -35,7 +35,7 @@ class DetectConfig:
     db: Path = Path("detections.db")
     engine: EngineConfig = field(default_factory=EngineConfig)
     capture: CaptureConfig = field(default_factory=CaptureConfig)
-    batch_size: int = 4
+    batch_size: int = 2  # most frames per inference; a batch never waits to fill
     duration_s: float = 0.0  # stop after this many seconds (0 = until stopped / source ends)
     status_every_s: float = 10.0  # a status line this often (0 = never)
     print_detections: bool = True  # a line per decided (non-uncertain) frame
