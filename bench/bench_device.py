@@ -298,7 +298,11 @@ def main() -> None:
     starter = paths.default_bundle_dir()
     bundle = starter if (starter / "manifest.json").exists() else build_bench_bundle(work / "bundle", photos)
     video = make_video(work / f"video_720p_{args.frames}.avi", args.frames)
-    print(f"bundle: {bundle}  photos: {len(photos)} x 500 px  cores: {os.cpu_count()}", flush=True)
+    load1 = os.getloadavg()[0]
+    print(
+        f"bundle: {bundle}  photos: {len(photos)} x 500 px  cores: {os.cpu_count()}  load: {load1:.1f}",
+        flush=True,
+    )
 
     int8 = bench_tag(photos_dir, bundle, len(photos), ["--backend", "onnxruntime-cpu", "--precision", "int8"])
     fp32 = bench_tag(photos_dir, bundle, len(photos), ["--backend", "onnxruntime-cpu", "--precision", "fp32"])
@@ -327,6 +331,9 @@ def main() -> None:
         ("detect latency p50 / p99 (ms)", f"{det['p50']:.0f} / {det['p99']:.0f}", "", ""),
     ]
     w0 = max(len(r[0]) for r in rows)
+    print(
+        f"\nload average during the run: {load1:.1f} -> {os.getloadavg()[0]:.1f} (other work shares these cores)"
+    )
     print(f"\n{'measure'.ljust(w0)}  {'value':>12}  {'ratio':>14}  goal")
     for name, val, ratio, goal in rows:
         print(f"{name.ljust(w0)}  {val:>12}  {ratio:>14}  {goal}")

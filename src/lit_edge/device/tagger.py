@@ -125,8 +125,13 @@ def run_tag(
     """Tag ``config.source`` into ``config.db``. ``progress(done, total)`` is called as work finishes."""
     t0 = time.perf_counter()
     spec = parse_address(config.source)
-    files = list_files(spec)
-    engine = engine or Engine(config.engine)
+    if engine is None:  # open the model while the folder is walked: both take a while on a big card
+        with ThreadPoolExecutor(1, thread_name_prefix="lit-edge-engine") as ex:
+            pending = ex.submit(Engine, config.engine)
+            files = list_files(spec)
+            engine = pending.result()
+    else:
+        files = list_files(spec)
     store = Store(config.db, batch=config.commit_every)
     skip = store.done_paths(config.retry_failed)
     todo = [(p, k) for p in files if (k := media_key(p)) not in skip]
