@@ -1,0 +1,13 @@
+"""Export: a checkpoint becomes a bundle the device runtime loads.
+
+``onnx_export``  image tower -> ONNX (uint8 NHWC in, normalisation inside, L2-normalised out), checked
+``quantize``     explicit INT8 (QDQ) towers: ``cpu`` (u8/s8) and ``tensorrt`` (symmetric s8/s8)
+``calib``        real calibration images: a folder, or crops of the packaged sample photos
+``species``      the frozen species matrix (text tower + template ensemble)
+``head``         folds the matrix into a classifier graph (output ``scores``), torch-free
+``writer``       writes/updates bundles; ``starter`` builds the default bundle
+``tensorrt``     TensorRT engines built on the device, cached per GPU/TensorRT/precision (torch-free)
+``providers``    ONNX Runtime TensorRT/CUDA execution-provider options (torch-free)
+
+Only ``onnx_export``, ``species`` and the bundle-building parts of ``writer`` import torch, lazily.
+"""

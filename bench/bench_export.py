@@ -1,0 +1,219 @@
+"""Export benchmarks: speed of the image tower per runtime, and INT8 accuracy per quantization recipe.
+
+    .venv/bin/python bench/bench_export.py speed      # torch eager vs ORT fp32 vs ORT INT8, batch 1 and 16
+    .venv/bin/python bench/bench_export.py accuracy   # INT8 recipes vs fp32 on held-out real crops
+
+Both use the real EfficientNet-Lite0 tower (the packaged ImageNet weights). The accuracy table
+compares the ImageNet classifier output of the tower, which the starter's embedding is a function
+of (``sqrt(softmax(logits))``): top-1 agreement with fp32 overall and where fp32 is confident
+(top-1 minus top-2 probability >= 0.1), and the cosine of those embeddings. Calibration and
+evaluation crops come from the same sample photos with different seeds (held out). Everything is
+measured side by side in one run and printed as a table of ratios; nothing here asserts a time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import tempfile
+import time
+from dataclasses import asdict, replace
+from pathlib import Path
+
+import numpy as np
+
+THREADS = 2
+
+
+def _tower():
+    import torch
+
+    from lit_edge.bundle import Preprocess
+    from lit_edge.model import get_config
+    from lit_edge.model.image_tower import ImageTower
+
+    torch.set_num_threads(THREADS)
+    cfg = get_config("lit-effnetlite0-minilm-classdist")
+    tower = ImageTower(cfg.image, cfg.embed_dim, pretrained=True).eval()
+    pre = Preprocess(
+        input_size=(cfg.image.image_size,) * 2,
+        mean=cfg.image.mean,
+        std=cfg.image.std,
+        crop_pct=cfg.image.crop_pct,
+    )
+    return tower, pre
+
+
+def _session(path: Path, threads: int = THREADS):
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads
+    so.inter_op_num_threads = 1
+    so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+
+
+def _time(fn, batch: np.ndarray, min_s: float = 3.0, warmup: int = 2) -> float:
+    """Images per second: median of repeated runs for at least ``min_s`` seconds."""
+    for _ in range(warmup):
+        fn(batch)
+    rates, t_end = [], time.perf_counter() + min_s
+    while time.perf_counter() < t_end or len(rates) < 3:
+        t0 = time.perf_counter()
+        fn(batch)
+        rates.append(len(batch) / (time.perf_counter() - t0))
+    return statistics.median(rates)
+
+
+# speed -----------------------------------------------------------------------------------------
+
+
+def speed(args) -> None:
+    import torch
+
+    from lit_edge.export import calib, quantize
+    from lit_edge.export import onnx_export as ox
+
+    tower, pre = _tower()
+    graph = ox.ImageGraph(tower, pre)
+    tmp = Path(tempfile.mkdtemp(prefix="bench-export-"))
+    fp32 = ox.export(graph, tmp / "fp32.onnx", pre)
+    images = calib.calibration_set(pre, n=args.calib)
+    int8 = quantize.quantize(fp32, tmp / "int8_cpu.onnx", images, quantize.QuantConfig(flavour="cpu"))
+    s_fp32, s_int8 = _session(fp32), _session(int8)
+    photos = calib.calibration_set(pre, n=16, seed=99)
+
+    def torch_eager(b):
+        with torch.inference_mode():
+            return graph(torch.from_numpy(b))
+
+    rows = []
+    for bs in (1, 16):
+        batch = photos[:bs]
+        r = {
+            "torch eager fp32": _time(torch_eager, batch, args.seconds),
+            "ORT fp32": _time(lambda b: s_fp32.run(None, {"image": b}), batch, args.seconds),
+            "ORT INT8 (cpu)": _time(lambda b: s_int8.run(None, {"image": b}), batch, args.seconds),
+        }
+        rows.append((bs, r))
+    print(
+        f"\nimage tower speed, {THREADS} threads, {os.cpu_count()} cores, img/s (ratio vs torch eager | vs ORT fp32)"
+    )
+    print(f"{'batch':>5} | {'runtime':<18} | {'img/s':>7} | {'x eager':>7} | {'x ORT fp32':>10}")
+    for bs, r in rows:
+        for name, v in r.items():
+            print(
+                f"{bs:>5} | {name:<18} | {v:7.1f} | {v / r['torch eager fp32']:7.2f} | {v / r['ORT fp32']:10.2f}"
+            )
+    print(
+        f"\nsize: fp32 {fp32.stat().st_size / 1e6:.1f} MB, INT8 {int8.stat().st_size / 1e6:.1f} MB (goal <= 6 MB)"
+    )
+
+
+# accuracy --------------------------------------------------------------------------------------
+
+RECIPES = {
+    # name: (flavour, overrides of QuantConfig)
+    "cpu minmax all-int8": ("cpu", {"method": "minmax", "keep_float": ()}),
+    "cpu minmax first+head float": ("cpu", {"method": "minmax"}),
+    "cpu percentile first+head float": ("cpu", {"method": "percentile"}),
+    "cpu entropy first+head float": ("cpu", {"method": "entropy"}),
+    "trt minmax all-int8": ("tensorrt", {"method": "minmax", "keep_float": ()}),
+    "trt minmax first+head float": ("tensorrt", {"method": "minmax"}),
+    "trt percentile first+head float": ("tensorrt", {"method": "percentile"}),
+    "trt entropy first+head float": ("tensorrt", {"method": "entropy"}),
+}
+
+
+def _softmax(z: np.ndarray) -> np.ndarray:
+    z = z - z.max(1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(1, keepdims=True)
+
+
+def _score(ref_logits: np.ndarray, logits: np.ndarray) -> dict:
+    p, q = _softmax(ref_logits), _softmax(logits)
+    top2 = np.sort(p, 1)[:, -2:]
+    confident = (top2[:, 1] - top2[:, 0]) >= 0.1
+    agree = p.argmax(1) == q.argmax(1)
+    cos = (np.sqrt(p) * np.sqrt(q)).sum(1)  # both are unit vectors: the starter's embeddings
+    return {
+        "agree": float(agree.mean()),
+        "agree_confident": float(agree[confident].mean()),
+        "n_confident": int(confident.sum()),
+        "cos_mean": float(cos.mean()),
+        "cos_min": float(cos.min()),
+    }
+
+
+def accuracy(args) -> None:
+    from lit_edge.export import calib, quantize
+    from lit_edge.export import onnx_export as ox
+
+    tower, pre = _tower()
+    graph = ox.ImageGraph(tower.trunk, pre, normalize=False)  # ImageNet logits: what the embedding is made of
+    tmp = Path(tempfile.mkdtemp(prefix="bench-quant-"))
+    fp32 = ox.export(graph, tmp / "logits.onnx", pre, output="embedding")
+    photos = [img for _, img in calib.sample_photos()]
+    crop = calib.CropConfig(scale=(args.min_area, 1.0))
+    cal = calib.random_crops(photos, args.calib, pre, replace(crop, seed=0))
+    held = calib.random_crops(photos, args.eval, pre, replace(crop, seed=1))
+    ref = ox.run_ort(fp32, held, threads=THREADS)
+    s = _session(fp32)
+    base = _time(lambda b: s.run(None, {"image": b}), held[:1], args.seconds)
+    names = args.recipes or list(RECIPES)
+    results = []
+    print(
+        f"\nINT8 vs fp32 on {args.eval} held-out crops ({args.calib} calibration crops, area >= {args.min_area:.0%})"
+    )
+    print(
+        f"{'recipe':<34} | {'agree':>6} | {'conf.':>6} | {'cos mean':>8} | {'cos min':>7} | {'x fp32 b1':>9} | {'quant s':>7}"
+    )
+    for name in names:
+        flavour, over = RECIPES[name] if name in RECIPES else ("cpu", json.loads(name))
+        over = dict(over)
+        flavour = over.pop("flavour", flavour)
+        qcfg = quantize.QuantConfig(
+            flavour=flavour, **{k: tuple(v) if isinstance(v, list) else v for k, v in over.items()}
+        )
+        t0 = time.perf_counter()
+        path = quantize.quantize(fp32, tmp / "q.onnx", cal, qcfg)
+        qs = time.perf_counter() - t0
+        r = _score(ref, ox.run_ort(path, held, threads=THREADS))
+        sq = _session(path)
+        r["speed_vs_fp32_b1"] = (
+            _time(lambda b, sq=sq: sq.run(None, {"image": b}), held[:1], args.seconds) / base
+        )
+        print(
+            f"{name[:34]:<34} | {r['agree']:6.1%} | {r['agree_confident']:6.1%} | {r['cos_mean']:8.4f} | "
+            f"{r['cos_min']:7.4f} | {r['speed_vs_fp32_b1']:9.2f} | {qs:7.0f}",
+            flush=True,
+        )
+        results.append({"recipe": name, "config": asdict(qcfg), **r})
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="what", required=True)
+    sp = sub.add_parser("speed")
+    sp.add_argument("--calib", type=int, default=128)
+    sp.add_argument("--seconds", type=float, default=3.0)
+    ac = sub.add_parser("accuracy")
+    ac.add_argument("--calib", type=int, default=256)
+    ac.add_argument("--eval", type=int, default=256)
+    ac.add_argument("--min-area", type=float, default=0.08, help="smallest crop, as a fraction of the photo")
+    ac.add_argument("--seconds", type=float, default=2.0)
+    ac.add_argument("--json", default="")
+    ac.add_argument("recipes", nargs="*", help="recipe names, or QuantConfig overrides as JSON")
+    args = ap.parse_args()
+    os.environ.setdefault("OMP_NUM_THREADS", str(THREADS))
+    speed(args) if args.what == "speed" else accuracy(args)
+
+
+if __name__ == "__main__":
+    main()
