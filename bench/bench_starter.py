@@ -34,6 +34,7 @@ from lit_edge.starter.build import train_starter
 from lit_edge.starter.config import StarterConfig
 from lit_edge.starter.evaluate import class_names, image_side, real_photos, species_contest, zero_shot_top1
 from lit_edge.starter.fit import encode_features, progress_bar
+from lit_edge.taxonomy import DEFAULT_TEMPLATE, TEMPLATES
 
 SPECIES = [
     "Felis catus",
@@ -67,8 +68,8 @@ class FeatureStore:
         return torch.stack([self.cache[t] for t in texts])
 
 
-def evaluate(model, photos, emb, head_top1, chelsea) -> dict:
-    matrix = build_classifier(model, class_names())
+def evaluate(model, photos, emb, head_top1, chelsea, templates: tuple[str, ...]) -> dict:
+    matrix = build_classifier(model, class_names(), templates=templates)
     agree = (zero_shot_top1(emb, matrix) == head_top1).float().mean().item()
     contest = species_contest(model, chelsea, SPECIES, expected="Felis catus")
     return {
@@ -90,7 +91,8 @@ def _runner_up(model, photo) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="the shipped recipe only")
-    ap.add_argument("--crops", type=int, default=24, help="random crops per sample photo")
+    ap.add_argument("--crops", type=int, default=16, help="random crops per sample photo")
+    ap.add_argument("--all-templates", action="store_true", help="agreement with all 8 bundle templates")
     ap.add_argument("--full-budget", type=float, default=0.0, help="seconds for the full-tower variant")
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
@@ -100,10 +102,12 @@ def main() -> None:
     variants = [("head (shipped)", shipped)]
     if not args.quick:
         variants += [
+            ("head, 40 epochs", shipped.override(epochs=40)),
             ("head, 1k names only", shipped.override(max_cover=1)),
             ("head, 20% names held out", shipped.override(heldout_lemma_fraction=0.2)),
             ("full tower, same budget", shipped.override(mode="full", epochs=1, batch_size=64)),
         ]
+    templates = TEMPLATES if args.all_templates else (DEFAULT_TEMPLATE,)
     photos = real_photos(crops_per_photo=args.crops)
     chelsea = real_photos(crops_per_photo=8, seed=1, names=("chelsea",))
     rows = []
@@ -120,7 +124,7 @@ def main() -> None:
             head_build = head_build or seconds
             if not rows:
                 emb, head_top1 = image_side(model, photos)
-            rows.append((name, seconds, m, evaluate(model, photos, emb, head_top1, chelsea)))
+            rows.append((name, seconds, m, evaluate(model, photos, emb, head_top1, chelsea, templates)))
     load = os.getloadavg()[0]
     print(
         f"\nstarter recipes on {len(photos)} real photos and crops; load average {load:.1f} on {os.cpu_count()} cores"

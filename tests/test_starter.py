@@ -13,6 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -24,6 +25,7 @@ from lit_edge.starter.hierarchy import imagenet_synsets, leaf_cover
 from lit_edge.starter.loss import soft_cross_entropy
 from lit_edge.starter.phrasings import HELDOUT_TEMPLATES, build_phrasings
 from lit_edge.starter.species import read_species_csv, species_rows, to_csv
+from lit_edge.starter.trainer_cache import write_trainer_cache
 from lit_edge.starter.wordnet import load_wordnet, parse_line, read_wordnet
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -218,3 +220,16 @@ def test_config_file_matches_library_defaults():
         sys.path.pop(0)
     assert recipe.get_config() == StarterConfig()
     assert recipe.get_config("smoke") == smoke_config()
+
+
+def test_targets_as_a_trainer_feature_cache(tmp_path):
+    """The same targets open in the trainer's FeatureCache: rows are sqrt(q), captions are phrasings."""
+    from lit_edge.train.cache import FeatureCache
+
+    cache = FeatureCache(write_trainer_cache(tmp_path / "cache", smoke_config()))
+    assert cache.dim == 1000 and len(cache) == len(cache.taxa) == len(cache.captions)
+    rows = cache.features(np.arange(len(cache)))
+    assert np.allclose(np.linalg.norm(rows, axis=1), 1.0, atol=1e-3)
+    cat = next(i for i, t in enumerate(cache.taxa) if t["scientific_name"] == "Felis catus")
+    assert np.flatnonzero(rows[cat]).tolist() == [281, 282, 285]  # the smoke recipe's cat classes
+    assert "Felis catus" in cache.captions[cat]

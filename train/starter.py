@@ -30,9 +30,9 @@ def get_config(arg: str = "") -> StarterConfig:
         class_templates=4,
         parent_templates=2,
         glosses=True,
-        epochs=40,
+        epochs=12,
         batch_size=512,
-        lr=2e-3,
+        lr=3e-3,
         weight_decay=1e-4,
         logit_scale=50.0,
     )

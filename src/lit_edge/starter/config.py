@@ -30,9 +30,9 @@ class StarterConfig:
     heldout_lemma_fraction: float = 0.0  # hold whole names out (for measuring; 0 in the shipped model)
     classes: tuple[int, ...] = ()  # restrict to these ImageNet classes (smoke runs); () = all 1,000
     # how --------------------------------------------------------------------------------------------
-    epochs: int = 40
+    epochs: int = 12
     batch_size: int = 512
-    lr: float = 2e-3
+    lr: float = 3e-3
     encoder_lr: float = 3e-5  # mode=full only
     weight_decay: float = 1e-4
     label_smoothing: float = 0.0
