@@ -54,6 +54,7 @@ class DetectResult:
     dropped: int
     seconds: float
     latencies_ms: list[float]
+    process_ms: list[float]
     source_error: str | None
     summary: Summary
 
@@ -91,7 +92,8 @@ def run_detect(
     t0 = time.perf_counter()
     last_status = t0
     frames = detections = 0
-    latencies: list[float] = []
+    latencies: list[float] = []  # read -> logged, queue wait included
+    process_ms: list[float] = []  # taken from the queue -> logged (preprocess + inference)
     status = "finished"
     source.start()
     try:
@@ -103,6 +105,7 @@ def run_detect(
                 if source.exhausted:
                     break
                 continue
+            started = time.perf_counter()
             batch = [first]
             while len(batch) < config.batch_size and (nxt := source.queue.get(0)) is not None:
                 batch.append(nxt)
@@ -110,6 +113,7 @@ def run_detect(
             done = time.perf_counter()
             for f, d in zip(batch, decisions, strict=True):
                 latencies.append((done - f.read_at) * 1000.0)
+                process_ms.append((done - started) * 1000.0)
                 confident = d.rank == "species" and d.score >= config.save_min_score
                 h, w = f.rgb.shape[:2]
                 store.put(
@@ -147,6 +151,7 @@ def run_detect(
         dropped=source.queue.dropped,
         seconds=time.perf_counter() - t0,
         latencies_ms=latencies,
+        process_ms=process_ms,
         source_error=source.error,
         summary=summary(config.db, run_id),
     )
