@@ -145,7 +145,7 @@ def test_int8_every_conv_quantized_with_the_flavours_formats(tiny, tmp_path, fla
         b.image_tower("fp32"),
         tmp_path / "q.onnx",
         images,
-        quantize.QuantConfig(flavour, "minmax", keep_float=()),
+        quantize.QuantConfig(flavour, "minmax", keep_float=(), keep_first=0),
     )
     convs = quantize.inspect_convs(out)
     assert convs
@@ -160,11 +160,13 @@ def test_int8_every_conv_quantized_with_the_flavours_formats(tiny, tmp_path, fla
 
 
 @pytest.mark.parametrize("flavour", ["int8_cpu", "int8_tensorrt"])
-def test_bundle_int8_keeps_first_conv_in_float_and_tracks_fp32(tiny, flavour):
+def test_bundle_int8_keeps_first_convs_in_float_and_tracks_fp32(tiny, flavour):
     b = bf.load(tiny["bundle"])
     convs = quantize.inspect_convs(b.image_tower(flavour))
-    assert not convs[0].weight_quantized  # first conv kept in float (keep_float default)
-    assert all(c.weight_quantized and c.input_quantized for c in convs[1:])
+    keep = quantize.QuantConfig().keep_first
+    assert len(convs) > keep
+    assert not any(c.weight_quantized for c in convs[:keep])  # the fragile first convs stay float
+    assert all(c.weight_quantized and c.input_quantized for c in convs[keep:])
     images = calib.calibration_set(b.manifest.preprocess, n=16, seed=7)  # held out from calibration
     ref = _sess(b.image_tower("fp32")).run(None, {"image": images})[0]
     got = _sess(b.image_tower(flavour)).run(None, {"image": images})[0]
@@ -178,6 +180,8 @@ def test_quant_config_refuses_unknowns():
         quantize.QuantConfig(method="kl")
     with pytest.raises(Exception, match="role"):
         quantize.QuantConfig(keep_float=("stem",))
+    with pytest.raises(Exception, match="keep_first"):
+        quantize.QuantConfig(keep_first=-1)
 
 
 # classifier graph ------------------------------------------------------------------------------

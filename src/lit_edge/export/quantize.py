@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 
 FLAVOURS = ("cpu", "tensorrt")
 METHODS = ("minmax", "percentile", "entropy")
-#: Roles ``keep_float`` understands.
+#: Roles ``keep_float`` understands: the first conv, the last conv, the layers after global pooling.
 ROLES = ("first_conv", "last_conv", "head")
 _QUANTIZABLE = {"Conv", "MatMul", "Gemm"}
 _POOLS = {"GlobalAveragePool", "ReduceMean", "GlobalMaxPool"}
@@ -42,7 +42,9 @@ class QuantConfig:
     method: str = "percentile"  # minmax | percentile | entropy
     percentile: float = 99.999
     per_channel: bool = True
-    keep_float: tuple[str, ...] = ("first_conv", "head")  # roles from ROLES
+    keep_float: tuple[str, ...] = ("head",)  # roles from ROLES
+    keep_first: int = 3  # leading convs kept float (measured: the stem and first block are fragile)
+    keep_nodes: tuple[str, ...] = ()  # further node names kept float
     preprocess: bool = True  # onnxruntime's quant_pre_process (shape inference + graph optimisation)
     batch: int = 16
     op_types: tuple[str, ...] | None = None  # None: every op type ORT can quantize in QDQ
@@ -53,6 +55,8 @@ class QuantConfig:
             raise UserError(f"unknown INT8 flavour {self.flavour!r}; choose one of {', '.join(FLAVOURS)}")
         if self.method not in METHODS:
             raise UserError(f"unknown calibration method {self.method!r}; choose one of {', '.join(METHODS)}")
+        if self.keep_first < 0:
+            raise UserError(f"keep_first must be >= 0, not {self.keep_first}")
         bad = set(self.keep_float) - set(ROLES)
         if bad:
             raise UserError(f"unknown layer role(s) {sorted(bad)} to keep in float; choose from {ROLES}")
@@ -75,12 +79,13 @@ def _reader(images: np.ndarray, batch: int, input_name: str):
     return Reader()
 
 
-def nodes_for_roles(model: onnx.ModelProto, roles: Sequence[str]) -> list[str]:
-    """Names of the nodes that play ``roles`` in a CNN tower graph (graph order is topological)."""
+def nodes_for_roles(model: onnx.ModelProto, roles: Sequence[str], first: int = 0) -> list[str]:
+    """Names of the nodes that play ``roles`` in a CNN tower graph, plus its ``first`` convs
+    (graph order is topological)."""
     nodes = list(model.graph.node)
     convs = [n for n in nodes if n.op_type == "Conv"]
     pool_idx = max((i for i, n in enumerate(nodes) if n.op_type in _POOLS), default=None)
-    names: list[str] = []
+    names: list[str] = [n.name for n in convs[:first]]
     if "first_conv" in roles and convs:
         names.append(convs[0].name)
     if "last_conv" in roles and convs:
@@ -112,7 +117,7 @@ def quantize(fp32: Path, out: Path, images: np.ndarray, cfg: QuantConfig = Quant
             model = onnx.load(src)
         _ensure_names(model)
         onnx.save(model, src)
-        exclude = nodes_for_roles(model, cfg.keep_float)
+        exclude = nodes_for_roles(model, cfg.keep_float, cfg.keep_first) + list(cfg.keep_nodes)
         symmetric = cfg.flavour == "tensorrt"
         extra = {
             "ActivationSymmetric": symmetric,
