@@ -233,3 +233,25 @@ def test_targets_as_a_trainer_feature_cache(tmp_path):
     cat = next(i for i, t in enumerate(cache.taxa) if t["scientific_name"] == "Felis catus")
     assert np.flatnonzero(rows[cat]).tolist() == [281, 282, 285]  # the smoke recipe's cat classes
     assert "Felis catus" in cache.captions[cat]
+
+
+def test_cli_build_reuses_an_up_to_date_starter(tmp_path, monkeypatch):
+    """The CLI entry prints the starter folder; with a matching fingerprint nothing is rebuilt."""
+    import typer
+    from typer.testing import CliRunner
+
+    from lit_edge import paths
+    from lit_edge.starter.build import fingerprint
+    from lit_edge.starter.cli import build
+
+    monkeypatch.setenv("LIT_EDGE_HOME", str(tmp_path))
+    folder = paths.starter_checkpoint_dir()
+    folder.mkdir(parents=True)
+    doc = {"extra": {"starter": {"fingerprint": fingerprint(StarterConfig())}}}
+    (folder / "config.json").write_text(json.dumps(doc))
+    app = typer.Typer()
+    app.command()(build)
+    result = CliRunner().invoke(app, [])
+    assert result.exit_code == 0, result.output
+    assert result.output.strip() == str(folder)
+    assert sorted(p.name for p in folder.iterdir()) == ["config.json"]

@@ -167,7 +167,15 @@ def ensure_starter_checkpoint(
     """
     cfg = config or StarterConfig()
     folder = Path(folder) if folder else paths.starter_checkpoint_dir()
-    if not force and existing_fingerprint(folder) == fingerprint(cfg):
+    built = existing_fingerprint(folder)
+    try:
+        wanted = fingerprint(cfg)
+    except UserError:
+        if built and not force:  # a copied-in starter on a machine without WordNet is still usable
+            log.warning("starter: WordNet is not installed, cannot check %s is up to date; using it", folder)
+            return folder
+        raise
+    if not force and built == wanted:
         log.info("starter: reusing %s", folder)
         return folder
     folder.parent.mkdir(parents=True, exist_ok=True)
