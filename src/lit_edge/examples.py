@@ -86,7 +86,9 @@ def write_examples(folder: Path, crops_per_photo: int = 2, seed: int = 0) -> lis
         has_alpha = photo.pixels.ndim == 3 and photo.pixels.shape[2] == 4
         items = [(photo.name, photo.pixels)]
         if not has_alpha and photo.pixels.ndim == 3:
-            items += [(f"{photo.name}_crop{i}", c) for i, c in enumerate(crops(photo.pixels, crops_per_photo, rng))]
+            items += [
+                (f"{photo.name}_crop{i}", c) for i, c in enumerate(crops(photo.pixels, crops_per_photo, rng))
+            ]
         for name, px in items:
             path = folder / f"{name}.{'png' if has_alpha else 'jpg'}"
             if not path.exists():

@@ -14,7 +14,7 @@ import typer
 from typer.core import TyperGroup
 
 from lit_edge import __version__
-from lit_edge.cli import bundle_cmd, db_cmd, detect_cmd, export_cmd, report_cmd, tag_cmd, train_cmd
+from lit_edge.cli import bundle_cmd, db_cmd, demo_cmd, detect_cmd, export_cmd, report_cmd, tag_cmd, train_cmd
 from lit_edge.errors import UserError
 
 
@@ -67,6 +67,9 @@ app.command("detect", help="Classify frames from a live source and log detection
     detect_cmd.detect
 )
 app.command("tag", help="Tag a folder of photos offline, resumably, into SQLite.")(tag_cmd.tag)
+app.command(
+    "demo", help="Build the starter bundle once and tag the example photos (the README's first command)."
+)(demo_cmd.demo)
 app.command("report", help="Write a self-contained HTML report of a detection database.")(report_cmd.report)
 
 
