@@ -226,3 +226,20 @@ def test_csi_without_gstreamer_is_one_clear_line(tmp_path, bundle):
         "error: csi://0: CSI cameras need OpenCV built with GStreamer"
     )
     assert not (tmp_path / "c.db").exists()
+
+
+def test_display_on_headless_opencv_is_one_clear_line(tmp_path, bundle):
+    import cv2
+
+    try:
+        cv2.namedWindow("probe")
+        cv2.destroyWindow("probe")
+        pytest.skip("this OpenCV has a GUI")
+    except cv2.error:
+        pass
+    video = _video(tmp_path / "v.avi", ["Rubra rosea"], n_each=2)
+    r = runner.invoke(
+        app, ["detect", str(video), "--bundle", str(bundle), "--db", str(tmp_path / "d.db"), "--display"]
+    )
+    assert r.exit_code == 2 and "--display needs OpenCV with GUI support" in r.output
+    assert r.output.count("\n") == 1

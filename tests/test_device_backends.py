@@ -79,3 +79,16 @@ def test_device_runtime_imports_no_torch():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.stdout.strip().splitlines()[-1] == "NO-TORCH", out.stderr[-2000:]
+
+
+def test_engine_keeps_numpy_blas_single_threaded(bundle):
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    from lit_edge.device.pipeline import Engine, EngineConfig
+
+    blas = [i for i in threadpoolctl.threadpool_info() if i["internal_api"] == "openblas"]
+    if not blas:
+        pytest.skip("numpy here does not use OpenBLAS")
+    with threadpoolctl.threadpool_limits(2, user_api="blas"):  # as numpy starts on a 2-core machine
+        Engine(EngineConfig(bundle=bundle.root))
+        after = [i["num_threads"] for i in threadpoolctl.threadpool_info() if i["internal_api"] == "openblas"]
+    assert after and all(n == 1 for n in after)

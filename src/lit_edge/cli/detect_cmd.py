@@ -71,6 +71,12 @@ def detect(
         float, typer.Option("--status-every", help="Seconds between status lines.")
     ] = 10.0,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No line per detection.")] = False,
+    headless: Annotated[
+        bool,
+        typer.Option(
+            "--headless/--display", help="No window (default); --display shows frames (GUI OpenCV)."
+        ),
+    ] = True,
     save_frames: Annotated[
         Path | None, typer.Option("--save-frames", help="Save confident frames as JPEG in this folder.")
     ] = None,
@@ -119,6 +125,7 @@ def detect(
         duration_s=float(o["duration"]),
         status_every_s=float(o["status_every"]),
         print_detections=not o["quiet"],
+        display=not o["headless"],
         save_frames=_path(o["save_frames"]),
         save_min_score=float(o["save_min_score"]),
         save_quota_mb=float(o["save_quota_mb"]),

@@ -39,6 +39,7 @@ class DetectConfig:
     duration_s: float = 0.0  # stop after this many seconds (0 = until stopped / source ends)
     status_every_s: float = 10.0  # a status line this often (0 = never)
     print_detections: bool = True  # a line per decided (non-uncertain) frame
+    display: bool = False  # show frames in a window (needs OpenCV with GUI; headless is the default)
     save_frames: Path | None = None  # save confident frames as JPEG here
     save_min_score: float = 0.8
     save_quota_mb: float = 500.0
@@ -72,6 +73,7 @@ def run_detect(
             f"{config.source} is photos, not a live source or video; use 'lit-edge tag {config.source}'"
         )
     capture_args(spec, config.capture)  # a CSI camera without GStreamer fails here, before any I/O
+    display = _Display() if config.display else None
     engine = engine or Engine(config.engine)
     saver = FrameSaver(config.save_frames, config.save_quota_mb) if config.save_frames else None
     store = Store(config.db, batch=config.commit_every, flush_s=0.5, saver=saver)
@@ -134,12 +136,16 @@ def run_detect(
                     detections += 1
                     if config.print_detections:
                         echo(f"{f.captured_at}  frame {f.index}  {d.rank} {d.name}  {d.score:.2f}")
+            if display is not None and not display.show(batch[-1].rgb, decisions[-1]):
+                break  # the user closed the window ('q' or Esc)
             if config.status_every_s and done - last_status >= config.status_every_s:
                 last_status = done
                 echo(_status_line(frames, done - t0, latencies, source, store))
         if stop.is_set():
             status = "interrupted"
     finally:
+        if display is not None:
+            display.close()
         source.stop()
         store.finish_run(status)
         store.db.conn.close()
@@ -168,3 +174,35 @@ def _status_line(
         f"p99 {p99:.0f} ms, source queue {len(source.queue)}, dropped {source.queue.dropped}, "
         f"db queue {store.queue_depth}, reconnects {source.reconnects}"
     )
+
+
+class _Display:
+    """An OpenCV window with the decision drawn on the frame; refused clearly on headless OpenCV."""
+
+    NAME = "lit-edge"
+
+    def __init__(self):
+        import cv2
+
+        try:
+            cv2.namedWindow(self.NAME, cv2.WINDOW_NORMAL)
+        except cv2.error as exc:
+            raise UserError(
+                "--display needs OpenCV with GUI support, and this one is headless; "
+                "run without --display (the default) or install an OpenCV with GUI"
+            ) from exc
+
+    def show(self, rgb: np.ndarray, d) -> bool:
+        import cv2
+
+        bgr = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
+        text = f"{d.name} ({d.rank}) {d.score:.2f}"
+        cv2.putText(bgr, text, (10, 30), cv2.FONT_HERSHEY_SIMPLEX, 0.9, (0, 0, 0), 4, cv2.LINE_AA)
+        cv2.putText(bgr, text, (10, 30), cv2.FONT_HERSHEY_SIMPLEX, 0.9, (255, 255, 255), 2, cv2.LINE_AA)
+        cv2.imshow(self.NAME, bgr)
+        return cv2.waitKey(1) & 0xFF not in (ord("q"), 27)
+
+    def close(self) -> None:
+        import cv2
+
+        cv2.destroyWindow(self.NAME)

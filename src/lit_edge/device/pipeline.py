@@ -17,6 +17,7 @@ from lit_edge import bundle as bundle_mod
 from lit_edge.device import backends
 from lit_edge.device.classify import Classifier, ClassifyConfig, Decision
 from lit_edge.device.preprocess import min_decode_side, prepare
+from lit_edge.device.threads import limit_blas_threads
 from lit_edge.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -51,6 +52,7 @@ class Engine:
 
     def __init__(self, config: EngineConfig):
         self.config = config
+        limit_blas_threads(1)  # the classifier's matmul is tiny; threaded OpenBLAS only spins
         self.bundle = open_bundle(config.bundle, config.verify)
         m = self.bundle.manifest
         self.preprocess = m.preprocess
