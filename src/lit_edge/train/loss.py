@@ -47,11 +47,14 @@ def gather_features(x: torch.Tensor) -> torch.Tensor:
         return x
     import warnings
 
+    import torch.distributed as dist
     import torch.distributed.nn.functional as dist_fn
 
     with warnings.catch_warnings():  # deprecated in favour of a private API; still the public one
         warnings.simplefilter("ignore", FutureWarning)
-        return torch.cat(dist_fn.all_gather(x), dim=0)
+        # The group is passed explicitly: the default argument is bound once at import, and goes
+        # stale when a process runs a second process group (two trainings in one interpreter).
+        return torch.cat(dist_fn.all_gather(x, group=dist.group.WORLD), dim=0)
 
 
 def gather_labels(y: torch.Tensor) -> torch.Tensor:
