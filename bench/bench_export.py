@@ -180,7 +180,8 @@ def accuracy(args) -> None:
             flavour=flavour, **{k: tuple(v) if isinstance(v, list) else v for k, v in over.items()}
         )
         t0 = time.perf_counter()
-        path = quantize.quantize(fp32, tmp / "q.onnx", cal, qcfg)
+        cache = tmp / f"ranges-{qcfg.flavour}-{qcfg.method}-{qcfg.percentile}.json"
+        path = quantize.quantize(fp32, tmp / "q.onnx", cal, qcfg, calib_cache=cache)
         qs = time.perf_counter() - t0
         r = _score(ref, ox.run_ort(path, held, threads=THREADS))
         sq = _session(path)

@@ -63,11 +63,62 @@ class ImageGraph(nn.Module):
         return out
 
 
+class _StaticPadConv(nn.Module):
+    """A TF-'SAME' conv whose padding was computed once for the fixed input size."""
+
+    def __init__(self, conv: nn.Conv2d, pads: tuple[int, int, int, int]):
+        super().__init__()
+        self.conv, self.pads = conv, pads
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = nn.functional.pad(x, self.pads)
+        c = self.conv
+        return nn.functional.conv2d(x, c.weight, c.bias, c.stride, 0, c.dilation, c.groups)
+
+
+def freeze_same_padding(module: nn.Module, example: torch.Tensor) -> nn.Module:
+    """Replace timm's dynamic TF-'SAME' convs by static pads (in place; returns ``module``).
+
+    Left dynamic, each one exports as a Shape/Gather/Ceil/Pad chain evaluated at run time; those
+    shape tensors break calibration histograms and TensorRT has to carry them. The input size is
+    fixed (only the batch varies), so the pads are constants.
+    """
+    try:
+        from timm.layers.conv2d_same import Conv2dSame
+        from timm.layers.padding import pad_same_arg
+    except ImportError:  # pragma: no cover - timm is part of the export extra
+        return module
+    sizes: dict[str, tuple[int, int]] = {}
+    hooks = [
+        m.register_forward_pre_hook(
+            lambda _m, inp, name=name: sizes.__setitem__(name, tuple(inp[0].shape[-2:]))
+        )
+        for name, m in module.named_modules()
+        if isinstance(m, Conv2dSame)
+    ]
+    with torch.no_grad():
+        module(example)
+    for h in hooks:
+        h.remove()
+    for name, size in sizes.items():
+        parent_name, _, child = name.rpartition(".")
+        parent = module.get_submodule(parent_name) if parent_name else module
+        conv = getattr(parent, child)
+        pads = pad_same_arg(list(size), list(conv.weight.shape[-2:]), list(conv.stride), list(conv.dilation))
+        setattr(parent, child, _StaticPadConv(conv, tuple(int(p) for p in pads)))
+    return module
+
+
 def export(module: nn.Module, path: Path, pre: Preprocess, output: str = EMBEDDING, cfg=OnnxExportConfig()):
-    """Export ``module`` (taking uint8 NHWC) to ``path`` with a dynamic batch; returns the path."""
-    module = module.eval()
+    """Export ``module`` (taking uint8 NHWC) to ``path`` with a dynamic batch; returns the path.
+
+    ``module`` is copied and its dynamic 'SAME' padding frozen first; the caller's module is
+    untouched (so :func:`check` compares the export against the original)."""
+    import copy
+
     h, w = pre.input_size
     dummy = torch.zeros(2, h, w, 3, dtype=torch.uint8)
+    module = freeze_same_padding(copy.deepcopy(module).eval(), dummy)
     path.parent.mkdir(parents=True, exist_ok=True)
     buf = io.BytesIO()
     with torch.no_grad(), warnings.catch_warnings():

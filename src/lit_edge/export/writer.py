@@ -67,23 +67,6 @@ class BundleConfig:
         return self.quant_cpu if flavour == "int8_cpu" else self.quant_tensorrt
 
 
-class _EmbedImage:
-    """``model.encode_image`` as an ``nn.Module`` (the ONNX graph normalises afterwards)."""
-
-    def __new__(cls, model):
-        from torch import nn
-
-        class EmbedImage(nn.Module):
-            def __init__(self, m):
-                super().__init__()
-                self.model = m
-
-            def forward(self, x):
-                return self.model.encode_image(x, normalize=False)
-
-        return EmbedImage(model)
-
-
 def _files_sha256(paths: Sequence[Path]) -> str:
     h = hashlib.sha256()
     for p in sorted(paths):
@@ -157,7 +140,7 @@ def build_bundle(
         bf.write_labels(work / LABELS, labels_for(taxa))
         progress.advance(task)
 
-        graph = ox.ImageGraph(_EmbedImage(model), pre)
+        graph = ox.ImageGraph(model.image_tower, pre)  # = encode_image(normalize=False), then L2
         fp32 = ox.export(graph, work / TOWER_FILES["fp32"], pre)
         real = np.stack([calib.fit(img, pre) for _, img in calib.sample_photos()])
         parity = ox.check(fp32, graph, real)
