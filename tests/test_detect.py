@@ -243,3 +243,17 @@ def test_display_on_headless_opencv_is_one_clear_line(tmp_path, bundle):
     )
     assert r.exit_code == 2 and "--display needs OpenCV with GUI support" in r.output
     assert r.output.count("\n") == 1
+
+
+def test_video_that_breaks_midway_ends_cleanly_with_what_was_read(tmp_path, bundle):
+    whole = _video(tmp_path / "whole.avi", ["Viridis silva"], n_each=40)
+    data = whole.read_bytes()
+    cut = tmp_path / "cut.avi"
+    cut.write_bytes(data[: int(len(data) * 0.6)])  # the card was pulled while recording
+    db = tmp_path / "cut.db"
+    r = runner.invoke(app, ["detect", str(cut), "--bundle", str(bundle), "--db", str(db), "-q"])
+    assert r.exit_code == 0, r.output
+    n = int(r.output.split("detect: ")[1].split(" frame")[0])
+    assert 0 < n < 40
+    assert _rows(db, "SELECT COUNT(*), MIN(frame_index), MAX(frame_index) FROM media") == [(n, 0, n - 1)]
+    assert _rows(db, "SELECT DISTINCT top_name FROM media") == [("Viridis silva",)]
