@@ -280,3 +280,50 @@ def test_cache_for_another_model_is_refused(toy, tmp_path):
     (bad / "meta.json").write_text(json.dumps(meta))
     with pytest.raises(UserError, match="another image tower"):
         train(replace(cfg, cache=replace(cfg.cache, dir=str(bad))))
+
+
+def test_training_from_a_written_cache_uses_its_captions(tmp_path, monkeypatch):
+    """The starter's route: write_cache(features, labels, taxa, captions) then train from it alone."""
+    import json
+
+    from lit_edge.model import get_config
+    from lit_edge.train.cache import write_cache
+
+    model_cfg = get_config("lit-tiny-test").to_dict()
+    model_cfg["name"] = "tiny-locked-proj"
+    model_cfg["image"]["lock_proj"] = True  # nothing in the image tower trains: rows are embeddings
+    (tmp_path / "m.json").write_text(json.dumps(model_cfg))
+    rng = np.random.default_rng(0)
+    labels = np.arange(16) % 4
+    feats = rng.normal(size=(4, 32))[labels] + 0.1 * rng.normal(size=(16, 32))
+    taxa = [{"scientific_name": n} for n in ("Aa aa", "Bb bb", "Cc cc", "Dd dd")]
+    captions = {i: [f"class {i} text", f"another class {i} text"] for i in range(4)}
+    write_cache(tmp_path / "c", feats, labels, taxa, captions)
+    cfg = load_config(
+        SMOKE,
+        [
+            f"model={tmp_path / 'm.json'}",
+            f"cache.dir={tmp_path / 'c'}",
+            f"out_dir={tmp_path / 'run'}",
+            "max_steps=4",
+            "global_batch=8",
+        ],
+    )
+    from lit_edge.model import LiTModel
+
+    seen: list[str] = []
+    original = LiTModel.tokenize
+
+    def spy(self, texts):
+        seen.extend([texts] if isinstance(texts, str) else texts)
+        return original(self, texts)
+
+    monkeypatch.setattr(LiTModel, "tokenize", spy)
+    res = train(cfg)
+    assert res.step == 4 and res.checkpoint is not None
+    assert len(seen) == 32 and set(seen) <= {t for texts in captions.values() for t in texts}
+    bad = apply_overrides(cfg, ["model=lit-tiny-test", f"out_dir={tmp_path / 'run2'}"])
+    from lit_edge.errors import UserError
+
+    with pytest.raises(UserError, match="'embedding' features but model"):
+        train(bad)

@@ -104,11 +104,14 @@ def _source(cfg: TrainConfig, model, ctx: distributed.DistContext):
     if cfg.cache.dir:
         if not (Path(cfg.cache.dir) / "meta.json").is_file() and not cfg.data.root:
             raise UserError(f"no feature cache at {cfg.cache.dir} and no data.root to build one from")
-        if cfg.data.root and not (Path(cfg.cache.dir) / "meta.json").is_file():
-            from lit_edge.train.featurize import build_feature_cache
+        from lit_edge.train.featurize import build_feature_cache, dataset_fingerprint
 
-            build_feature_cache(model, load_dataset(cfg.data), cfg.cache, cfg.data.root, ctx)
+        data = load_dataset(cfg.data) if cfg.data.root else None
+        if data is not None and not (Path(cfg.cache.dir) / "meta.json").is_file():
+            build_feature_cache(model, data, cfg.cache, cfg.data.root, ctx)
         cache = FeatureCache(cfg.cache.dir)
+        if data is not None:  # a cache of other images would train silently on the wrong data
+            cache.check(fingerprint=dataset_fingerprint(data, cfg.data.root))
         stage = cache_stage(model)
         if cache.meta.get("stage", "embedding") != stage:
             raise UserError(
