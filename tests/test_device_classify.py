@@ -89,3 +89,16 @@ def test_engine_classifies_colours_end_to_end(bundle):
     engine = Engine(EngineConfig(bundle=bundle.root))
     images = [engine.prepare(solid(rgb, (60, 80))) for rgb in COLOURS.values()]
     assert [d.name for d in engine.classify_prepared(images)] == list(COLOURS)
+
+
+def test_tower_and_text_matrix_of_different_models_are_refused(tmp_path):
+    import json
+
+    from lit_edge.bundle import Manifest, write_manifest
+
+    folder = make_bundle(tmp_path / "b", dim=16)
+    np.save(folder / "text_embeddings.npy", np.eye(4, 8, dtype=np.float32))  # 8-d, tower gives 16-d
+    m = Manifest.from_dict(json.loads((folder / "manifest.json").read_text()), folder)
+    write_manifest(folder, m)  # checksums are right: only the shapes disagree
+    with pytest.raises(UserError, match=r"outputs shape \[1, 16\].*text embeddings are 8-d"):
+        Engine(EngineConfig(bundle=folder))

@@ -67,6 +67,22 @@ class Engine:
             config.classify,
         )
         self.min_side = min_decode_side(self.preprocess)
+        self._check_contract()
+
+    def _check_contract(self) -> None:
+        """One warm-up inference that also proves the tower and the text matrix fit together.
+
+        A bundle assembled from mismatched parts would otherwise fail on the first photo with a
+        numpy shape error; the warm-up also takes the first-run allocation off the first frame.
+        """
+        h, w = self.preprocess.input_size
+        out = self.backend.embed(np.zeros((1, h, w, 3), dtype=np.uint8))
+        dim = self.bundle.text_embeddings.shape[1]
+        if out.ndim != 2 or out.shape != (1, dim):
+            raise UserError(
+                f"{self.bundle.root}: the image tower outputs shape {list(out.shape)} for one image, "
+                f"but the text embeddings are {dim}-d; the bundle mixes parts of different models, re-export it"
+            )
 
     def prepare(self, rgb: np.ndarray) -> np.ndarray:
         return prepare(rgb, self.preprocess)
