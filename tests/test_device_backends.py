@@ -92,3 +92,18 @@ def test_engine_keeps_numpy_blas_single_threaded(bundle):
         Engine(EngineConfig(bundle=bundle.root))
         after = [i["num_threads"] for i in threadpoolctl.threadpool_info() if i["internal_api"] == "openblas"]
     assert after and all(n == 1 for n in after)
+
+
+def test_gpu_backends_get_the_bundles_provider_options(bundle):
+    """What ONNX Runtime is handed on a GPU host (checked here without one)."""
+    trt = backends._ort_providers(bundle, "onnxruntime-trt", "int8_tensorrt")
+    name, opts = trt[0]
+    assert name == "TensorrtExecutionProvider" and opts["trt_int8_enable"] is True
+    assert opts["trt_engine_cache_path"] == str(bundle.engines_dir / "ort-trt")
+    assert opts["trt_profile_max_shapes"].startswith("image:16x32x32x3")
+    cuda = backends._ort_providers(bundle, "onnxruntime-cuda", "fp32")
+    assert [p if isinstance(p, str) else p[0] for p in cuda] == [
+        "CUDAExecutionProvider",
+        "CPUExecutionProvider",
+    ]
+    assert backends._ort_providers(bundle, "onnxruntime-cpu", "int8_cpu") == ["CPUExecutionProvider"]

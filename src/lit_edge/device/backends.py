@@ -72,7 +72,7 @@ def flavour_for(bundle: Bundle, backend: str, precision: str | None) -> str:
 class OrtBackend:
     """An ONNX Runtime session on one execution provider (checked, never silently another)."""
 
-    def __init__(self, model: Path, name: str, threads: int = 0, cache_dir: Path | None = None):
+    def __init__(self, model: Path, name: str, threads: int = 0, providers: list | None = None):
         import onnxruntime as ort
 
         provider = _ORT_PROVIDER[name]
@@ -89,15 +89,7 @@ class OrtBackend:
         opts.log_severity_level = 3
         # no busy-waiting between ops: the decode threads need those cycles, and a battery does too
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        providers: list = [provider]
-        if name == "onnxruntime-trt" and cache_dir is not None:
-            cache_dir.mkdir(parents=True, exist_ok=True)
-            providers = [
-                (
-                    provider,
-                    {"trt_engine_cache_enable": True, "trt_engine_cache_path": str(cache_dir)},
-                )
-            ]
+        providers = providers or [provider]
         self.session = ort.InferenceSession(str(model), sess_options=opts, providers=providers)
         if provider not in self.session.get_providers():
             raise UserError(
@@ -170,6 +162,25 @@ class TensorRTBackend:
         return np.array(host_out)
 
 
+def _ort_providers(bundle: Bundle, name: str, flavour: str) -> list:
+    """ONNX Runtime providers with options: the export side's GPU settings (dynamic-batch profile,
+    INT8 from the QDQ graph, engine cache in the bundle) for the GPU backends, plain CPU otherwise."""
+    if name == "onnxruntime-cpu":
+        return ["CPUExecutionProvider"]
+    from lit_edge.export.providers import GpuProviderConfig, provider_list
+
+    cache: Path | None = bundle.engines_dir / "ort-trt"
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # a read-only bundle: run, but rebuild the engine each start
+        log.warning("cannot cache TensorRT engines in %s (%s); they will be rebuilt each start", cache, exc)
+        cache = None
+    cfg = GpuProviderConfig(
+        int8=flavour.startswith("int8"), cache_dir=cache, use_tensorrt=name == "onnxruntime-trt"
+    )
+    return provider_list(cfg, bundle.manifest.preprocess.input_size)
+
+
 def _has(module: str) -> bool:
     import importlib.util
 
@@ -201,7 +212,7 @@ def create(bundle: Bundle, config: BackendConfig) -> Backend:
                 backend: Backend = TensorRTBackend(bundle, flavour)
             else:
                 backend = OrtBackend(
-                    bundle.image_tower(flavour), name, config.threads, bundle.engines_dir / "ort-trt"
+                    bundle.image_tower(flavour), name, config.threads, _ort_providers(bundle, name, flavour)
                 )
                 backend.flavour = flavour
         except UserError as exc:
