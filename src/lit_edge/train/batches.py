@@ -9,6 +9,7 @@ The last incomplete global batch of an epoch is dropped (every rank needs an equ
 
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass
 
@@ -49,8 +50,14 @@ class EpochSampler:
 
     def global_rows(self, step: int) -> np.ndarray:
         epoch, i = self.position(step)
-        perm = np.random.default_rng([self.seed, epoch]).permutation(self.count)
+        perm = _permutation(self.seed, epoch, self.count)
         return perm[i * self.global_batch : (i + 1) * self.global_batch]
+
+
+@functools.lru_cache(maxsize=2)
+def _permutation(seed: int, epoch: int, count: int) -> np.ndarray:
+    """The epoch's order, computed once per epoch (millions of rows take tens of ms to shuffle)."""
+    return np.random.default_rng([seed, epoch]).permutation(count)
 
 
 def local_slice(n: int, rank: int, world: int) -> slice:

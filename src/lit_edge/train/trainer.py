@@ -45,6 +45,7 @@ class TrainResult:
     checkpoint: Path | None
     metrics: dict[str, float] = field(default_factory=dict)
     failed_images: int = 0
+    model: object = None  # the trained LiTModel (this rank's copy)
 
 
 def build_model(cfg: TrainConfig):
@@ -100,7 +101,7 @@ def _train_mode(model, cfg: TrainConfig) -> None:
 
 
 def _source(cfg: TrainConfig, model, ctx: distributed.DistContext):
-    """The batch source and the number of samples it draws from."""
+    """``(batch source, sampler, cache stage)``; the stage is None in online mode (tower in the loop)."""
     if cfg.cache.dir:
         if not (Path(cfg.cache.dir) / "meta.json").is_file() and not cfg.data.root:
             raise UserError(f"no feature cache at {cfg.cache.dir} and no data.root to build one from")
@@ -165,9 +166,9 @@ def train(cfg: TrainConfig, resume: bool = False) -> TrainResult:
 
 def _train(cfg: TrainConfig, resume: bool, ctx: distributed.DistContext) -> TrainResult:
     out_dir = Path(cfg.out_dir)
-    if cfg.loss.kind == "sigmoid":
-        log.info("sigmoid loss: the model's logit bias is trained (init_logit_bias in its config)")
     model = build_model(cfg).to(ctx.device)
+    if cfg.loss.kind == "sigmoid" and model.logit_bias is None:
+        log.warning("sigmoid loss with no logit bias in model %s: set init_logit_bias (e.g. -10)", cfg.model)
     distributed.broadcast_parameters(model)
     source, sampler, stage = _source(cfg, model, ctx)  # may build the cache (in eval mode)
     _train_mode(model, cfg)
@@ -271,7 +272,7 @@ def _train(cfg: TrainConfig, resume: bool, ctx: distributed.DistContext) -> Trai
         result.metrics = _evaluate(evaluators, model, metrics, result.step)
     distributed.barrier()
     metrics.close()
-    result.model = model  # type: ignore[attr-defined]
+    result.model = model
     return result
 
 
