@@ -173,3 +173,15 @@ def test_open_clip_visual_tower_from_a_whole_clip_checkpoint(tmp_path):
 
     with pytest.raises(UserError, match="unknown open_clip model"):
         create_model(replace(base, image=replace(image, open_clip_model="No-Such-CLIP")))
+
+
+def test_a_model_built_from_the_packaged_weights_round_trips(tmp_path):
+    """Pretrained towers (MiniLM ships no pooler weights) must save and rebuild from their config."""
+    model = create_model("lit-effnetlite0-minilm-classdist").eval()
+    save_checkpoint(model, tmp_path / "ckpt")
+    loaded = load_checkpoint(tmp_path / "ckpt").eval()
+    tokens = model.tokenize(["Felis catus", "a photo of a red fox."])
+    images = torch.randn(1, 3, 224, 224)
+    with torch.no_grad():
+        assert torch.allclose(model.encode_text(tokens), loaded.encode_text(tokens), atol=1e-6)
+        assert torch.allclose(model.encode_image(images), loaded.encode_image(images), atol=1e-6)

@@ -102,6 +102,12 @@ class TextTower(nn.Module):
                 proj_type=None,  # the head below is ours: open_clip's fixes the MLP width
                 pretrained=pretrained and not cfg.hf_config,
             )
+        # The HF pooler (a dense layer on [CLS]) is never used: pooling is ours. transformers builds it
+        # from a config but drops it when the weight file lacks it (as MiniLM's does), so remove it
+        # always; otherwise a checkpoint saved from pretrained weights would not load into a model
+        # rebuilt from its config.
+        if getattr(self.encoder.transformer, "pooler", None) is not None:
+            self.encoder.transformer.pooler = None
         self.width = width
         self.head = self._make_head(width, embed_dim)
         if cfg.lock_layers:
