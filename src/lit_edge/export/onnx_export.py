@@ -58,8 +58,9 @@ class ImageGraph(nn.Module):
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         x = image.permute(0, 3, 1, 2).to(torch.float32) * self.scale + self.shift
         out = self.encoder(x)
-        if self.normalize:
-            out = nn.functional.normalize(out, dim=-1)
+        if self.normalize:  # not F.normalize: its clamp exports as a Clip, which INT8 would quantize
+            norm = torch.linalg.vector_norm(out, dim=-1, keepdim=True)
+            out = out / torch.maximum(norm, torch.tensor(1e-12, dtype=out.dtype))
         return out
 
 

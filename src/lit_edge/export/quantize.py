@@ -30,8 +30,14 @@ FLAVOURS = ("cpu", "tensorrt")
 METHODS = ("minmax", "percentile", "entropy")
 #: Roles ``keep_float`` understands: the first conv, the last conv, the layers after global pooling.
 ROLES = ("first_conv", "last_conv", "head")
-_QUANTIZABLE = {"Conv", "MatMul", "Gemm"}
 _POOLS = {"GlobalAveragePool", "ReduceMean", "GlobalMaxPool"}
+#: Op types given Q/DQ (and calibrated). Not ORT's default, which adds Softmax, Max, Where...: the
+#: tail of an embedding graph (softmax, sqrt, L2 norm) must stay float, and its near-constant
+#: tensors (a norm of ~1.0) crash the percentile/entropy histograms.
+OP_TYPES = (
+    "Conv", "Gemm", "MatMul", "Add", "Mul", "Clip", "Relu", "Pad", "GlobalAveragePool",
+    "AveragePool", "MaxPool", "Concat", "Flatten", "Reshape", "Transpose", "Resize",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -50,7 +56,7 @@ class QuantConfig:
     keep_nodes: tuple[str, ...] = ()  # further node names kept float
     preprocess: bool = True  # onnxruntime's quant_pre_process (shape inference + graph optimisation)
     batch: int = 16
-    op_types: tuple[str, ...] | None = None  # None: every op type ORT can quantize in QDQ
+    op_types: tuple[str, ...] = OP_TYPES
     extra: dict = field(default_factory=dict)  # passed on to quantize_static's extra_options
 
     def __post_init__(self):
@@ -93,8 +99,8 @@ def nodes_for_roles(model: onnx.ModelProto, roles: Sequence[str], first: int = 0
         names.append(convs[0].name)
     if "last_conv" in roles and convs:
         names.append(convs[-1].name)
-    if "head" in roles and pool_idx is not None:
-        names += [n.name for n in nodes[pool_idx + 1 :] if n.op_type in _QUANTIZABLE]
+    if "head" in roles and pool_idx is not None:  # everything after pooling: classifier, softmax, norm
+        names += [n.name for n in nodes[pool_idx + 1 :]]
     return list(dict.fromkeys(names))
 
 
@@ -166,7 +172,7 @@ def quantize(
                 "entropy": CalibrationMethod.Entropy,
             }[cfg.method],
             nodes_to_exclude=exclude,
-            op_types_to_quantize=list(cfg.op_types) if cfg.op_types else None,
+            op_types_to_quantize=list(cfg.op_types),
             extra_options=extra,
             calibration_cache_path=calib_cache,
         )
