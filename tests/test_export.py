@@ -167,6 +167,10 @@ def test_bundle_int8_keeps_first_convs_in_float_and_tracks_fp32(tiny, flavour):
     assert len(convs) > keep
     assert not any(c.weight_quantized for c in convs[:keep])  # the fragile first convs stay float
     assert all(c.weight_quantized and c.input_quantized for c in convs[keep:])
+    nodes = list(onnx.load(b.image_tower(flavour)).graph.node)
+    pool = max(i for i, n in enumerate(nodes) if n.op_type == "GlobalAveragePool")
+    tail = {n.op_type for n in nodes[pool + 1 :]}
+    assert not tail & {"QuantizeLinear", "DequantizeLinear"}, tail  # projection and L2 norm stay float
     images = calib.calibration_set(b.manifest.preprocess, n=16, seed=7)  # held out from calibration
     ref = _sess(b.image_tower("fp32")).run(None, {"image": images})[0]
     got = _sess(b.image_tower(flavour)).run(None, {"image": images})[0]

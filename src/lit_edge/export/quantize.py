@@ -99,8 +99,8 @@ def nodes_for_roles(model: onnx.ModelProto, roles: Sequence[str], first: int = 0
         names.append(convs[0].name)
     if "last_conv" in roles and convs:
         names.append(convs[-1].name)
-    if "head" in roles and pool_idx is not None:  # everything after pooling: classifier, softmax, norm
-        names += [n.name for n in nodes[pool_idx + 1 :]]
+    if "head" in roles and pool_idx is not None:  # pooling and all after: classifier, softmax, norm
+        names += [n.name for n in nodes[pool_idx:]]
     return list(dict.fromkeys(names))
 
 
