@@ -83,7 +83,9 @@ def speed(args) -> None:
     fp32 = ox.export(graph, tmp / "fp32.onnx", pre)
     images = calib.calibration_set(pre, n=args.calib)
     int8 = quantize.quantize(fp32, tmp / "int8_cpu.onnx", images, quantize.QuantConfig(flavour="cpu"))
-    s_fp32, s_int8 = _session(fp32), _session(int8)
+    every = quantize.QuantConfig(flavour="cpu", method="minmax", keep_first=0, keep_float=())
+    int8_all = quantize.quantize(fp32, tmp / "int8_cpu_all.onnx", images, every)
+    s_fp32, s_int8, s_all = _session(fp32), _session(int8), _session(int8_all)
     photos = calib.calibration_set(pre, n=16, seed=99)
 
     def torch_eager(b):
@@ -97,16 +99,17 @@ def speed(args) -> None:
             "torch eager fp32": _time(torch_eager, batch, args.seconds),
             "ORT fp32": _time(lambda b: s_fp32.run(None, {"image": b}), batch, args.seconds),
             "ORT INT8 (cpu)": _time(lambda b: s_int8.run(None, {"image": b}), batch, args.seconds),
+            "ORT INT8 all layers": _time(lambda b: s_all.run(None, {"image": b}), batch, args.seconds),
         }
         rows.append((bs, r))
     print(
         f"\nimage tower speed, {THREADS} threads, {os.cpu_count()} cores, img/s (ratio vs torch eager | vs ORT fp32)"
     )
-    print(f"{'batch':>5} | {'runtime':<18} | {'img/s':>7} | {'x eager':>7} | {'x ORT fp32':>10}")
+    print(f"{'batch':>5} | {'runtime':<20} | {'img/s':>7} | {'x eager':>7} | {'x ORT fp32':>10}")
     for bs, r in rows:
         for name, v in r.items():
             print(
-                f"{bs:>5} | {name:<18} | {v:7.1f} | {v / r['torch eager fp32']:7.2f} | {v / r['ORT fp32']:10.2f}"
+                f"{bs:>5} | {name:<20} | {v:7.1f} | {v / r['torch eager fp32']:7.2f} | {v / r['ORT fp32']:10.2f}"
             )
     print(
         f"\nsize: fp32 {fp32.stat().st_size / 1e6:.1f} MB, INT8 {int8.stat().st_size / 1e6:.1f} MB (goal <= 6 MB)"
