@@ -60,6 +60,7 @@ def save(out_dir: str | Path, step: int, model, optimizer, extra: dict, keep: in
     os.replace(tmp, final)
     for old_step, old in list_checkpoints(out_dir)[:-keep] if keep > 0 else []:
         log.debug("removing old checkpoint %s (step %d)", old, old_step)
+        (old / "config.json").unlink(missing_ok=True)  # first: a half-deleted folder is never "complete"
         shutil.rmtree(old, ignore_errors=True)
     for stale in root.glob(".tmp-step-*"):  # left by a killed run
         shutil.rmtree(stale, ignore_errors=True)
