@@ -168,13 +168,25 @@ def test_bundle_int8_keeps_first_convs_in_float_and_tracks_fp32(tiny, flavour):
     assert not any(c.weight_quantized for c in convs[:keep])  # the fragile first convs stay float
     assert all(c.weight_quantized and c.input_quantized for c in convs[keep:])
     nodes = list(onnx.load(b.image_tower(flavour)).graph.node)
-    pool = max(i for i, n in enumerate(nodes) if n.op_type == "GlobalAveragePool")
-    tail = {n.op_type for n in nodes[pool + 1 :]}
-    assert not tail & {"QuantizeLinear", "DequantizeLinear"}, tail  # projection and L2 norm stay float
+    norm = next(i for i, n in enumerate(nodes) if n.op_type == "ReduceL2")
+    tail = {n.op_type for n in nodes[norm:]}
+    assert not tail & {"QuantizeLinear", "DequantizeLinear"}, tail  # the L2 normalisation stays float
     images = calib.calibration_set(b.manifest.preprocess, n=16, seed=7)  # held out from calibration
     ref = _sess(b.image_tower("fp32")).run(None, {"image": images})[0]
     got = _sess(b.image_tower(flavour)).run(None, {"image": images})[0]
     assert np.mean(np.sum(ref * got, axis=1)) > 0.9
+
+
+def test_head_role_keeps_pooling_and_everything_after_in_float(tiny, tmp_path):
+    b = bf.load(tiny["bundle"])
+    images = calib.calibration_set(b.manifest.preprocess, n=8)
+    cfg = quantize.QuantConfig("cpu", "minmax", keep_float=("head",), keep_first=0)
+    nodes = list(
+        onnx.load(quantize.quantize(b.image_tower("fp32"), tmp_path / "q.onnx", images, cfg)).graph.node
+    )
+    pool = max(i for i, n in enumerate(nodes) if n.op_type == "GlobalAveragePool")
+    tail = {n.op_type for n in nodes[pool:]}
+    assert "MatMul" in tail and not tail & {"QuantizeLinear", "DequantizeLinear"}, tail
 
 
 def test_quant_config_refuses_unknowns():
