@@ -158,6 +158,7 @@ def built(tmp_path_factory):
     return out, cmd, env
 
 
+@pytest.mark.slow
 def test_build_writes_a_loadable_checkpoint(built):
     from lit_edge.model import load_checkpoint
 
@@ -172,6 +173,7 @@ def test_build_writes_a_loadable_checkpoint(built):
     assert emb.shape == (1, 1000) and torch.allclose(emb.norm(dim=-1), torch.ones(1))
 
 
+@pytest.mark.slow
 def test_second_build_reuses_and_a_changed_recipe_rebuilds(built, tmp_path):
     out, cmd, env = built
     before = (out / "model.safetensors").stat().st_mtime_ns
@@ -187,6 +189,7 @@ def test_second_build_reuses_and_a_changed_recipe_rebuilds(built, tmp_path):
     assert not (tmp_path / "ckpt.building").exists()
 
 
+@pytest.mark.slow
 def test_built_starter_knows_felis_catus_on_chelsea(built):
     """Scientific names as the only labels: the cat photo (and crops of it) picks Felis catus."""
     from lit_edge.model import load_checkpoint
