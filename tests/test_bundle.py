@@ -239,3 +239,13 @@ def test_bundle_commands_import_no_torch(bundle_dir):
         "assert 'torch' not in sys.modules, 'torch imported'"
     )
     subprocess.run([sys.executable, "-c", code], check=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+
+
+def test_loading_a_tar_twice_reuses_one_unpacked_copy(bundle_dir, tmp_path):
+    tar = bf.pack(bundle_dir, tmp_path / "b.tar")
+    first = bf.load(tar)
+    second = bf.load(tar)
+    assert first.root == second.root
+    unpacked = first.root.parent
+    assert not [p for p in unpacked.iterdir() if p.name.startswith(".unpacking-")]  # no stray copies
+    assert len(second.labels) == len(bf.load(bundle_dir).labels)

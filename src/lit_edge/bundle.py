@@ -326,8 +326,7 @@ def load(path: Path | str, *, verify: bool = True, unpack_dir: Path | None = Non
     if path.is_file():
         if not tarfile.is_tarfile(path):
             raise BundleError(f"{path}: not a bundle folder or .tar archive")
-        target = unpack_dir or Path(tempfile.mkdtemp(prefix="lit-edge-bundle-"))
-        path = unpack(path, target)
+        path = unpack(path, unpack_dir or _unpack_cache(path))
     mpath = path / MANIFEST
     if not mpath.is_file():
         raise BundleError(f"{path}: no {MANIFEST} here; is this a lit-edge bundle folder?")
@@ -339,6 +338,32 @@ def load(path: Path | str, *, verify: bool = True, unpack_dir: Path | None = Non
     if verify:
         bundle.verify()
     return bundle
+
+
+def _unpack_cache(tar_path: Path) -> Path:
+    """Where a ``.tar`` is unpacked: one folder per archive content, reused (and re-verified) later.
+
+    Keyed by the archive's sha256, so a device that loads the same tar at every boot unpacks it once
+    and never leaves a trail of temporary copies behind.
+    """
+    from lit_edge.paths import home
+
+    target = home() / "bundles" / "unpacked" / sha256_file(tar_path)[:16]
+    if target.exists() and not any(target.rglob(MANIFEST)):
+        shutil.rmtree(target)  # an unpack killed half-way: start again
+    if not target.exists():
+        tmp = Path(tempfile.mkdtemp(prefix=".unpacking-", dir=_mkdirs(target.parent)))
+        unpack(tar_path, tmp)
+        try:
+            tmp.rename(target)
+        except OSError:  # another process won the race; use its copy
+            shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def _mkdirs(p: Path) -> Path:
+    p.mkdir(parents=True, exist_ok=True)
+    return p
 
 
 def default_path() -> Path:

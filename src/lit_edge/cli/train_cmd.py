@@ -100,3 +100,13 @@ def evaluate(
         typer.echo(f"{k}\t{v:.4f}")
     if out is not None:
         out.write_text(json.dumps(metrics, indent=2), encoding="utf-8")
+
+
+def _register_starter() -> None:
+    """`lit-edge train starter`: the default model, built from the packaged towers (see docs/starter-model.md)."""
+    from lit_edge.starter.cli import build
+
+    app.command("starter")(build)
+
+
+_register_starter()
