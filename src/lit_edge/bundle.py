@@ -353,7 +353,11 @@ def _unpack_cache(tar_path: Path) -> Path:
         shutil.rmtree(target)  # an unpack killed half-way: start again
     if not target.exists():
         tmp = Path(tempfile.mkdtemp(prefix=".unpacking-", dir=_mkdirs(target.parent)))
-        unpack(tar_path, tmp)
+        try:
+            unpack(tar_path, tmp)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)  # a refused or broken archive leaves nothing behind
+            raise
         try:
             tmp.rename(target)
         except OSError:  # another process won the race; use its copy
