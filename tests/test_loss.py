@@ -121,6 +121,7 @@ def _worker(rank, world, init_file, out_dir):
             results[f"{kind}-{multi_positive}-wgrad"] = tower.weight.grad.numpy()
             results[f"{kind}-{multi_positive}-bgrad"] = tower.bias.grad.numpy()
         np.savez(f"{out_dir}/rank{rank}.npz", **results)
+        dist.barrier()  # leave together: a rank tearing down mid-collective aborts its peer
     finally:
         dist.destroy_process_group()
 

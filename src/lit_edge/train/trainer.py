@@ -160,10 +160,13 @@ def _loss(model, batch, stage, cfg: TrainConfig, ctx: distributed.DistContext) -
 def train(cfg: TrainConfig, resume: bool = False) -> TrainResult:
     """Run ``cfg`` to its last step (or continue it from its latest checkpoint with ``resume``)."""
     ctx = distributed.setup(cfg.device)
+    ok = False
     try:
-        return _train(cfg, resume, ctx)
+        result = _train(cfg, resume, ctx)
+        ok = True
+        return result
     finally:
-        distributed.teardown()
+        distributed.teardown(ok)
 
 
 def _train(cfg: TrainConfig, resume: bool, ctx: distributed.DistContext) -> TrainResult:
