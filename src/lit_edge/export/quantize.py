@@ -13,6 +13,7 @@ tower. The defaults were chosen by measurement (``bench/bench_export.py --accura
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import tempfile
 from collections.abc import Sequence
@@ -157,29 +158,43 @@ def quantize(
             len(images),
             exclude or "none",
         )
-        quantize_static(
-            str(src),
-            str(out),
-            _reader(images, cfg.batch, model.graph.input[0].name),
-            quant_format=QuantFormat.QDQ,
-            activation_type=QuantType.QInt8 if symmetric else QuantType.QUInt8,
-            weight_type=QuantType.QInt8,
-            per_channel=cfg.per_channel,
-            reduce_range=cfg.reduce_range and not symmetric,
-            calibrate_method={
-                "minmax": CalibrationMethod.MinMax,
-                "percentile": CalibrationMethod.Percentile,
-                "entropy": CalibrationMethod.Entropy,
-            }[cfg.method],
-            nodes_to_exclude=exclude,
-            op_types_to_quantize=list(cfg.op_types),
-            extra_options=extra,
-            calibration_cache_path=calib_cache,
-        )
+        with _quiet_root_logger():
+            quantize_static(
+                str(src),
+                str(out),
+                _reader(images, cfg.batch, model.graph.input[0].name),
+                quant_format=QuantFormat.QDQ,
+                activation_type=QuantType.QInt8 if symmetric else QuantType.QUInt8,
+                weight_type=QuantType.QInt8,
+                per_channel=cfg.per_channel,
+                reduce_range=cfg.reduce_range and not symmetric,
+                calibrate_method={
+                    "minmax": CalibrationMethod.MinMax,
+                    "percentile": CalibrationMethod.Percentile,
+                    "entropy": CalibrationMethod.Entropy,
+                }[cfg.method],
+                nodes_to_exclude=exclude,
+                op_types_to_quantize=list(cfg.op_types),
+                extra_options=extra,
+                calibration_cache_path=calib_cache,
+            )
     model = onnx.load(out)
     model.producer_name = "lit-edge"
     onnx.save(model, out)
     return out
+
+
+@contextlib.contextmanager
+def _quiet_root_logger():
+    """ONNX Runtime's quantizer logs every bias-scale adjustment at INFO on the root logger:
+    hundreds of lines a user cannot act on. Keep them out of the terminal for the call."""
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(max(level, logging.WARNING))
+    try:
+        yield
+    finally:
+        root.setLevel(level)
 
 
 @dataclass(frozen=True)
