@@ -40,18 +40,14 @@ CLI = [sys.executable, "-m", "lit_edge.cli.app"]
 
 
 def sample_photos() -> list[np.ndarray]:
-    """Real photos shipped with scikit-image and scikit-learn, as RGB uint8."""
-    from skimage import data
-    from sklearn.datasets import load_sample_images
+    """Real colour photos shipped with scikit-image and scikit-learn, as RGB uint8."""
+    from lit_edge.examples import sample_photos as load
 
-    out = [np.asarray(img) for img in load_sample_images().images]
-    for name in ("astronaut", "coffee", "chelsea", "rocket", "cat", "immunohistochemistry", "retina"):
-        fn = getattr(data, name, None)
-        if fn is not None:
-            img = np.asarray(fn())
-            if img.ndim == 3 and img.shape[2] == 3:
-                out.append(img)
-    return out
+    names = ("astronaut", "coffee", "chelsea", "rocket", "cat", "immunohistochemistry", "retina")
+    photos = load(names)
+    # scikit-learn's two first, as before, so the bench's photo set is unchanged
+    ordered = photos[len(photos) - 2 :] + photos[: len(photos) - 2]
+    return [p.pixels for p in ordered if p.pixels.ndim == 3 and p.pixels.shape[2] == 3]
 
 
 def make_photos(folder: Path, n: int, side: int = 500, seed: int = 0) -> list[Path]:

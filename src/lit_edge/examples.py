@@ -29,8 +29,12 @@ class ExamplePhoto:
     pixels: np.ndarray
 
 
-def sample_photos() -> list[ExamplePhoto]:
-    """The real photos available offline from scikit-image and scikit-learn."""
+def sample_photos(skimage_names: tuple[str, ...] = SKIMAGE_PHOTOS) -> list[ExamplePhoto]:
+    """The real photos available offline: the named scikit-image samples, then scikit-learn's two.
+
+    The one loader of sample photos: the demo, INT8 calibration, the starter's evaluation and the
+    benches each pick their names, and share the import and missing-sample handling here.
+    """
     try:
         import skimage.data as skdata
         from sklearn.datasets import load_sample_images
@@ -40,7 +44,7 @@ def sample_photos() -> list[ExamplePhoto]:
             "install them with: pip install scikit-image scikit-learn"
         ) from exc
     photos = []
-    for name in SKIMAGE_PHOTOS:
+    for name in skimage_names:
         try:
             photos.append(ExamplePhoto(name, np.asarray(getattr(skdata, name)())))
         except Exception as exc:  # a data file missing from this scikit-image build

@@ -51,25 +51,9 @@ class CropConfig:
 
 def sample_photos() -> list[tuple[str, np.ndarray]]:
     """The sample photos shipped with scikit-image and scikit-learn, as ``(name, HxWx3 uint8 RGB)``."""
-    try:
-        from skimage import data as skdata
-        from sklearn.datasets import load_sample_images
-    except ImportError as exc:  # pragma: no cover - depends on the install
-        raise UserError(
-            "sample photos need scikit-image and scikit-learn; install them or pass --calib DIR"
-        ) from exc
-    out: list[tuple[str, np.ndarray]] = []
-    for name in (*_SKIMAGE_COLOUR, *_SKIMAGE_GREY):
-        try:
-            img = np.asarray(getattr(skdata, name)())
-        except Exception as exc:  # a sample that needs a download: skip it, the rest is enough
-            log.debug("skipping skimage sample %s: %s", name, exc)
-            continue
-        out.append((name, _to_rgb(img)))
-    sk = load_sample_images()
-    for fname, img in zip(sk.filenames, sk.images, strict=True):
-        out.append((Path(fname).stem, _to_rgb(np.asarray(img))))
-    return out
+    from lit_edge.examples import sample_photos as load
+
+    return [(p.name, _to_rgb(p.pixels)) for p in load((*_SKIMAGE_COLOUR, *_SKIMAGE_GREY))]
 
 
 def _to_rgb(img: np.ndarray) -> np.ndarray:
