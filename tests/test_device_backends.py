@@ -82,7 +82,8 @@ def test_device_runtime_imports_no_torch():
 
 
 def test_engine_keeps_numpy_blas_single_threaded(bundle):
-    threadpoolctl = pytest.importorskip("threadpoolctl")
+    import threadpoolctl
+
     from lit_edge.device.pipeline import Engine, EngineConfig
 
     blas = [i for i in threadpoolctl.threadpool_info() if i["internal_api"] == "openblas"]
