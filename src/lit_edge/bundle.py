@@ -20,7 +20,6 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
-import os
 import shutil
 import tarfile
 import tempfile
@@ -374,7 +373,3 @@ def default_path() -> Path:
     from lit_edge.paths import default_bundle_dir
 
     return default_bundle_dir()
-
-
-def fs_writable(path: Path) -> bool:
-    return os.access(path, os.W_OK)
