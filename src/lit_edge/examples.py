@@ -49,7 +49,8 @@ def sample_photos(skimage_names: tuple[str, ...] = SKIMAGE_PHOTOS) -> list[Examp
             photos.append(ExamplePhoto(name, np.asarray(getattr(skdata, name)())))
         except Exception as exc:  # a data file missing from this scikit-image build
             log.warning("skipping scikit-image sample %s: %s", name, exc)
-    for path, img in zip(load_sample_images().filenames, load_sample_images().images, strict=True):
+    sklearn_photos = load_sample_images()  # decodes both JPEGs: once
+    for path, img in zip(sklearn_photos.filenames, sklearn_photos.images, strict=True):
         photos.append(ExamplePhoto(Path(path).stem, np.asarray(img)))
     return photos
 
