@@ -1,23 +1,28 @@
 """Starter model: how good is each recipe, side by side, in one run (prints a table).
 
-    python bench/bench_starter.py            # all variants (~15-20 min on 2 busy cores)
-    python bench/bench_starter.py --quick    # shipped recipe only
+    python bench/bench_starter.py                 # the trainer's losses and the session-1 loop
+    python bench/bench_starter.py --quick         # shipped recipe only
+    python bench/bench_starter.py --variants distill,1k,heldout
 
-Variants (the same frozen MiniLM features are shared by the ``head`` variants):
+Every variant is built by ``lit_edge.starter.build.train_starter``, i.e. by the LiT trainer with a
+locked MiniLM and the trainer's text-feature cache, which the variants share: the phrasings are
+encoded once (the *encode* line, the real first-build cost that the variants' seconds leave out).
 
-- ``head`` (shipped): MLP head on frozen MiniLM features, every WordNet synset above the classes;
-- ``head, 1k names only``: the same without the synsets above the 1,000 classes (the issue's first try);
-- ``head, names held out``: 20 % of the classes' secondary names left out of training, to measure
-  retrieval of names never seen (the shipped model trains on all names);
-- ``full tower``: MiniLM tuned too, within the same time budget as the shipped build.
+- ``distill`` (shipped): the trainer's ``distill`` loss (soft cross-entropy to each target's class
+  distribution), logit scale fixed at 50;
+- ``contrastive``: the trainer's softmax loss with multi-positive pairs against the targets'
+  ``sqrt(q)`` rows (plain LiT on the cache), logit scale fixed at 50; ``contrastive-learnt``: the
+  scale learnt from 50;
+- ``old-loop``: session 1's own loop (``starter/fit.py``, OneCycle AdamW on the same cached
+  features), for comparison;
+- ``1k``: distill without the synsets above the 1,000 classes (the issue's first try);
+- ``heldout``: distill with 20 % of the classes' secondary names held out (``name top1``).
 
-Build seconds: the first row encodes every phrasing (the real cost of a build, minus loading the
-towers); the other head rows reuse those features, so their seconds are training only.
-
-Columns: build seconds; text-to-class retrieval top-1 on held-out templates and on held-out names;
-agreement of zero-shot top-1 (the 1,000 class names as labels) with the locked ImageNet head on
-real photos and crops; the Felis catus contest on chelsea (+ crops) against a dozen species names:
-how often it wins and its smallest margin (cosine units) and mean probability.
+Columns: seconds (towers, WordNet, targets, training, held-out scoring; encoding excluded); steps;
+text-to-class retrieval top-1 on held-out templates and on held-out names; agreement of zero-shot
+top-1 (the 1,000 class names as labels) with the locked ImageNet head on real photos and crops; the
+Felis catus contest on chelsea (+ crops) against a dozen species names: how often it wins, its
+smallest margin (cosine units) and mean probability.
 """
 
 from __future__ import annotations
@@ -25,15 +30,16 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import tempfile
 import time
+from pathlib import Path
 
 import torch
 
-from lit_edge.model import build_classifier, create_model
+from lit_edge.model import build_classifier
 from lit_edge.starter.build import train_starter
 from lit_edge.starter.config import StarterConfig
 from lit_edge.starter.evaluate import class_names, image_side, real_photos, species_contest, zero_shot_top1
-from lit_edge.starter.fit import encode_features, progress_bar
 from lit_edge.taxonomy import DEFAULT_TEMPLATE, TEMPLATES
 
 SPECIES = [
@@ -51,21 +57,6 @@ SPECIES = [
     "Haliaeetus leucocephalus",
     "Struthio camelus",
 ]
-
-
-class FeatureStore:
-    """Frozen pooled features by text, so head variants encode each phrasing once."""
-
-    def __init__(self, model, batch_size: int, progress):
-        self.model, self.batch_size, self.progress = model, batch_size, progress
-        self.cache: dict[str, torch.Tensor] = {}
-
-    def __call__(self, texts: list[str]) -> torch.Tensor:
-        missing = [t for t in dict.fromkeys(texts) if t not in self.cache]
-        if missing:
-            feats = encode_features(self.model, missing, self.batch_size, self.progress)
-            self.cache.update(zip(missing, feats, strict=True))
-        return torch.stack([self.cache[t] for t in texts])
 
 
 def evaluate(model, photos, emb, head_top1, chelsea, templates: tuple[str, ...]) -> dict:
@@ -88,49 +79,86 @@ def _runner_up(model, photo) -> str:
     return SPECIES[int(order[1])]
 
 
+def variants(shipped: StarterConfig) -> dict[str, tuple[str, StarterConfig]]:
+    return {
+        "distill": ("trainer, distill (shipped)", shipped),
+        "contrastive": ("trainer, contrastive, scale 50", shipped.override(loss="contrastive")),
+        "contrastive-learnt": (
+            "trainer, contrastive, learnt",
+            shipped.override(loss="contrastive", learn_logit_scale=True),
+        ),
+        "old-loop": ("session-1 loop (starter/fit.py)", shipped),
+        "1k": ("distill, 1k names only", shipped.override(max_cover=1)),
+        "heldout": ("distill, 20% names held out", shipped.override(heldout_lemma_fraction=0.2)),
+    }
+
+
+def encode_once(cfg: StarterConfig, text_cache: Path) -> float:
+    """Fill the shared text-feature cache with every phrasing of ``cfg``; returns the seconds."""
+    from lit_edge.starter.hierarchy import imagenet_synsets, leaf_cover
+    from lit_edge.starter.phrasings import build_phrasings
+    from lit_edge.starter.species import species_rows
+    from lit_edge.starter.wordnet import load_wordnet
+    from lit_edge.train import distributed
+    from lit_edge.train.text_cache import open_text_cache
+    from lit_edge.train.trainer import build_model
+
+    wn = load_wordnet()
+    classes = imagenet_synsets()
+    p = build_phrasings(cfg, wn, classes, leaf_cover(wn, classes), species_rows(wn, classes))
+    texts = [t for target in p.targets for t in target.texts]
+    from lit_edge.train.config import TextConfig, TrainConfig
+
+    model = build_model(TrainConfig(model=cfg.model, text=TextConfig(lock_encoder=True)))
+    t0 = time.perf_counter()
+    open_text_cache(text_cache, model, texts, cfg.feature_batch_size, distributed.setup("cpu"))
+    return time.perf_counter() - t0
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="the shipped recipe only")
+    ap.add_argument("--variants", default="distill,contrastive,contrastive-learnt,old-loop")
     ap.add_argument("--crops", type=int, default=16, help="random crops per sample photo")
     ap.add_argument("--all-templates", action="store_true", help="agreement with all 8 bundle templates")
-    ap.add_argument("--full-budget", type=float, default=0.0, help="seconds for the full-tower variant")
+    ap.add_argument("--work", type=Path, default=None, help="work folder (default: a temporary one)")
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
     torch.manual_seed(0)
 
     shipped = StarterConfig()
-    variants = [("head (shipped)", shipped)]
-    if not args.quick:
-        variants += [
-            ("head, 40 epochs", shipped.override(epochs=40)),
-            ("head, 1k names only", shipped.override(max_cover=1)),
-            ("head, 20% names held out", shipped.override(heldout_lemma_fraction=0.2)),
-            ("full tower, same budget", shipped.override(mode="full", epochs=1, batch_size=64)),
-        ]
+    table = variants(shipped)
+    chosen = ["distill"] if args.quick else [v.strip() for v in args.variants.split(",") if v.strip()]
+    unknown = set(chosen) - set(table)
+    if unknown:
+        raise SystemExit(f"error: unknown variants {sorted(unknown)}; choose from {', '.join(table)}")
     templates = TEMPLATES if args.all_templates else (DEFAULT_TEMPLATE,)
     photos = real_photos(crops_per_photo=args.crops)
     chelsea = real_photos(crops_per_photo=8, seed=1, names=("chelsea",))
+    work = args.work or Path(tempfile.mkdtemp(prefix="bench-starter-"))
+    text_cache = work / "text-features"
+    encode_s = encode_once(shipped, text_cache)
+    loads = [os.getloadavg()[0]]
     rows = []
-    head_build = 0.0
-    with progress_bar() as progress:
-        store = FeatureStore(create_model(shipped.model), shipped.feature_batch_size, progress)
-        for name, cfg in variants:
-            if cfg.mode == "full":
-                budget = args.full_budget or head_build
-                cfg = cfg.override(time_budget_s=max(30.0, budget - 20.0))
-            t0 = time.perf_counter()
-            model, _, m = train_starter(cfg, progress, features=store)
-            seconds = time.perf_counter() - t0
-            head_build = head_build or seconds
-            if not rows:
-                emb, head_top1 = image_side(model, photos)
-            rows.append((name, seconds, m, evaluate(model, photos, emb, head_top1, chelsea, templates)))
-    load = os.getloadavg()[0]
+    emb = head_top1 = None
+    for key in chosen:
+        name, cfg = table[key]
+        t0 = time.perf_counter()
+        if key == "old-loop":
+            model, m = _old_loop(cfg, text_cache)
+        else:
+            model, _, m = train_starter(cfg, work / key, text_cache)
+        seconds = time.perf_counter() - t0
+        loads.append(os.getloadavg()[0])
+        if emb is None:
+            emb, head_top1 = image_side(model, photos)
+        rows.append((name, seconds, m, evaluate(model, photos, emb, head_top1, chelsea, templates)))
     print(
-        f"\nstarter recipes on {len(photos)} real photos and crops; load average {load:.1f} on {os.cpu_count()} cores"
+        f"\nstarter recipes on {len(photos)} real photos and crops; load average {min(loads):.1f}-"
+        f"{max(loads):.1f} on {os.cpu_count()} cores; encoding {_phrasings(rows)} phrasings once: {encode_s:.0f} s"
     )
     header = (
-        f"{'variant':28} {'build s':>8} {'x shipped':>9} {'tmpl top1':>9} {'name top1':>9} "
+        f"{'variant':34} {'s':>5} {'x first':>7} {'steps':>5} {'tmpl top1':>9} {'name top1':>9} "
         f"{'agree':>6} {'cat wins':>8} {'cat margin':>10} {'cat p':>6} {'phrasings':>9}  runner-up"
     )
     print(header)
@@ -139,11 +167,53 @@ def main() -> None:
     for name, seconds, m, e in rows:
         name_top1 = m["heldout_name_top1"]
         print(
-            f"{name:28} {seconds:8.0f} {seconds / base:9.2f} {100 * m['heldout_template_top1']:8.1f}% "
+            f"{name:34} {seconds:5.0f} {seconds / base:7.2f} {m['steps']:5d} {100 * m['heldout_template_top1']:8.1f}% "
             f"{'—' if name_top1 is None else f'{100 * name_top1:.1f}%':>9} {100 * e['agreement']:5.1f}% "
             f"{100 * e['cat_wins']:7.0f}% {e['cat_margin']:10.3f} {e['cat_prob']:6.2f} {m['phrasings']:9d}  "
             f"{e['cat_runner_up']}"
         )
+
+
+def _phrasings(rows) -> int:
+    return rows[0][2]["phrasings"] if rows else 0
+
+
+def _old_loop(cfg: StarterConfig, text_cache: Path):
+    """Session 1's own loop on the same cached MiniLM features (kept only to measure against)."""
+    from dataclasses import replace
+    from types import SimpleNamespace
+
+    from lit_edge.model import create_model, get_config
+    from lit_edge.starter.build import _mean
+    from lit_edge.starter.evaluate import text_top1
+    from lit_edge.starter.fit import TrainSet, fit_text_tower
+    from lit_edge.starter.hierarchy import imagenet_synsets, leaf_cover
+    from lit_edge.starter.phrasings import build_phrasings
+    from lit_edge.starter.species import species_rows
+    from lit_edge.starter.wordnet import load_wordnet
+    from lit_edge.train import distributed
+    from lit_edge.train.text_cache import open_text_cache
+
+    wn = load_wordnet()
+    classes = imagenet_synsets()
+    p = build_phrasings(cfg, wn, classes, leaf_cover(wn, classes), species_rows(wn, classes))
+    base = get_config(cfg.model)
+    config = replace(base, text=replace(base.text, lock_layers=-1), init_logit_scale=cfg.init_logit_scale)
+    model = create_model(config)
+    data = TrainSet.from_phrasings(p, base.image.num_classes)
+    feats = open_text_cache(text_cache, model, data.texts, 256, distributed.setup("cpu")).lookup(data.texts)
+    old = SimpleNamespace(
+        mode="head", seed=cfg.seed, lr=cfg.lr, encoder_lr=0.0, weight_decay=cfg.weight_decay,
+        batch_size=cfg.batch_size, epochs=cfg.epochs, label_smoothing=0.0, time_budget_s=0.0,
+    )  # fmt: skip
+    m = fit_text_tower(model, data, old, None, features=feats)
+    hits = text_top1(model, p.eval_texts, p.eval_labels)
+    m.update(
+        heldout_name_top1=_mean(hits, p.eval_heldout_name),
+        heldout_template_top1=_mean(hits, [not h for h in p.eval_heldout_name]),
+        phrasings=len(data.texts),
+    )
+    return model.eval(), m
 
 
 if __name__ == "__main__":

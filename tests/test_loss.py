@@ -1,4 +1,4 @@
-"""The contrastive losses against plain-loop references, and across a real 2-process gloo group."""
+"""The losses against plain-loop references, and across a real 2-process gloo group."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
-from lit_edge.train.loss import LossConfig, contrastive_loss
+from lit_edge.errors import UserError
+from lit_edge.train.loss import LossConfig, contrastive_loss, distillation_loss
 
 torch.set_num_threads(1)
 
@@ -137,3 +138,46 @@ def test_two_gloo_ranks_match_single_process_loss_and_gradients(tmp_path):
             np.testing.assert_allclose(r[f"{key}-loss"], loss.numpy(), rtol=1e-5)
             np.testing.assert_allclose(r[f"{key}-wgrad"], tower.weight.grad.numpy(), rtol=1e-4, atol=1e-7)
             np.testing.assert_allclose(r[f"{key}-bgrad"], tower.bias.grad.numpy(), rtol=1e-4, atol=1e-7)
+
+
+# distillation ---------------------------------------------------------------------------------------
+def _distill_reference(img, logits):
+    """``mean_i -sum_c q_ic log softmax(z_i)_c`` with ``q = img ** 2``, one row and class at a time."""
+    total = 0.0
+    for row, z in zip(img.double().tolist(), logits.double().tolist(), strict=True):
+        q = [v * v for v in row]
+        s = sum(q)
+        m = max(z)
+        lse = m + math.log(sum(math.exp(v - m) for v in z))
+        total += -sum(qc / s * (zc - lse) for qc, zc in zip(q, z, strict=True))
+    return total / len(img)
+
+
+def test_distillation_matches_loop_reference():
+    g = torch.Generator().manual_seed(3)
+    q = torch.softmax(3 * torch.randn(6, 10, generator=g), dim=1)
+    q[0] = 0.0
+    q[0, [2, 5]] = 0.5  # a target spread over two classes, zeros elsewhere (a genus)
+    logits = torch.randn(6, 10, generator=g)
+    got = float(distillation_loss(q.sqrt(), logits))
+    assert got == pytest.approx(_distill_reference(q.sqrt(), logits), rel=1e-5)
+    one_hot = torch.zeros(6, 10)
+    labels = torch.tensor([1, 4, 4, 0, 9, 2])
+    one_hot[torch.arange(6), labels] = 1.0  # one class per image: plain cross-entropy
+    expected = torch.nn.functional.cross_entropy(logits, labels)
+    assert float(distillation_loss(one_hot, logits)) == pytest.approx(float(expected), rel=1e-6)
+
+
+def test_distillation_gradient_vanishes_where_the_text_distribution_equals_the_image_one():
+    q = torch.softmax(torch.randn(5, 7, generator=torch.Generator().manual_seed(1)), dim=1)
+    at_target = q.log().clone().requires_grad_(True)
+    distillation_loss(q.sqrt(), at_target).backward()
+    assert at_target.grad.abs().max() < 1e-6
+    off = torch.zeros(5, 7, requires_grad=True)
+    distillation_loss(q.sqrt(), off).backward()
+    assert off.grad.abs().max() > 1e-3
+
+
+def test_unknown_loss_kind_is_one_clear_error():
+    with pytest.raises(UserError, match="unknown loss.kind 'distil'; use one of softmax, sigmoid, distill"):
+        LossConfig(kind="distil")

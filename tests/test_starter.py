@@ -1,4 +1,5 @@
-"""The starter model: real WordNet 3.0 + timm data, and a real (few-class) build with the packaged towers.
+"""The starter model: real WordNet 3.0 + timm data, and a real (few-class) build with the packaged towers
+through the LiT trainer (locked MiniLM, text-feature cache, distill loss).
 
 Needs WordNet 3.0's noun database (``apt-get install wordnet-base``); without it these tests fail with
 the one-line instruction, on purpose, since the starter cannot be built either.
@@ -22,7 +23,6 @@ from lit_edge.errors import UserError
 from lit_edge.starter import smoke_config, species_list_path
 from lit_edge.starter.config import StarterConfig
 from lit_edge.starter.hierarchy import imagenet_synsets, leaf_cover
-from lit_edge.starter.loss import soft_cross_entropy
 from lit_edge.starter.phrasings import HELDOUT_TEMPLATES, build_phrasings
 from lit_edge.starter.species import read_species_csv, species_rows, to_csv
 from lit_edge.starter.trainer_cache import write_trainer_cache
@@ -132,20 +132,6 @@ def test_heldout_templates_and_names_never_reach_training(wn, cover):
     assert cat.classes == (281, 282, 283, 284, 285) and "Felis catus" in cat.texts
 
 
-def test_soft_cross_entropy_matches_cross_entropy_and_is_minimal_at_target():
-    logits = torch.randn(6, 10, requires_grad=True)
-    labels = torch.randint(0, 10, (6,))
-    onehot = torch.nn.functional.one_hot(labels, 10).float()
-    assert torch.allclose(
-        soft_cross_entropy(logits, onehot), torch.nn.functional.cross_entropy(logits, labels)
-    )
-    q = torch.softmax(torch.randn(6, 10), dim=-1)
-    at_target = q.log().clone().requires_grad_(True)
-    loss = soft_cross_entropy(at_target, q)
-    loss.backward()
-    assert at_target.grad.abs().max() < 1e-6  # gradient of H(q, softmax(z)) vanishes at softmax(z) = q
-
-
 # a real build -------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
@@ -166,11 +152,47 @@ def test_build_writes_a_loadable_checkpoint(built):
     doc = json.loads((out / "config.json").read_text())
     starter = doc["extra"]["starter"]
     assert starter["config"]["classes"] == list(smoke_config().classes)
-    assert starter["metrics"]["steps"] > 0 and starter["metrics"]["heldout_texts"] > 0
+    metrics = starter["metrics"]
+    # the trainer ran: epochs x (phrasings // batch) steps, and the held-out phrasings were scored
+    assert metrics["steps"] == smoke_config().epochs * (metrics["phrasings"] // smoke_config().batch_size)
+    assert metrics["heldout_texts"] > 0 and metrics["heldout_template_top1"] >= 0.9
+    assert not out.with_name(out.name + ".work").exists()  # the trainer's work folder is cleaned up
     model = load_checkpoint(out)
     assert model.config.text.output == "sqrt_softmax" and model.config.text.lock_layers == -1
+    assert float(model.logit_scale.detach().exp()) == pytest.approx(smoke_config().logit_scale)  # kept fixed
     emb = model.encode_text(model.tokenize(["red fox"]))
     assert emb.shape == (1, 1000) and torch.allclose(emb.norm(dim=-1), torch.ones(1))
+    assert int(emb.argmax()) == 277  # red fox
+
+
+@pytest.mark.slow
+def test_built_starter_exports_to_a_bundle_that_finds_the_cat(built, tmp_path):
+    """The trainer-built checkpoint through the real exporter (fp32 ONNX), scored with ONNX Runtime."""
+    import onnxruntime as ort
+
+    from lit_edge import bundle as bf
+    from lit_edge.export.calib import fit
+    from lit_edge.export.writer import BundleConfig, build_bundle
+    from lit_edge.model import load_checkpoint
+    from lit_edge.starter.evaluate import real_photos
+
+    species = tmp_path / "species.csv"
+    species.write_text(
+        "scientific_name,common_name,kingdom,class,family,genus,species\n"
+        "Felis catus,Domestic cat,Animalia,Mammalia,Felidae,Felis,catus\n"
+        "Vulpes vulpes,Red fox,Animalia,Mammalia,Canidae,Vulpes,vulpes\n"
+        "Haliaeetus leucocephalus,Bald eagle,Animalia,Aves,Accipitridae,Haliaeetus,leucocephalus\n"
+        "Danaus plexippus,Monarch,Animalia,Insecta,Nymphalidae,Danaus,plexippus\n",
+        encoding="utf-8",
+    )
+    cfg = BundleConfig(flavours=("fp32",), classifiers=False)
+    out = build_bundle(load_checkpoint(built[0]), species, tmp_path / "bundle", cfg=cfg, checkpoint=built[0])
+    b = bf.load(out)
+    (cat,) = real_photos(names=("chelsea",))
+    image = fit(cat.pixels, b.manifest.preprocess)[None]
+    sess = ort.InferenceSession(str(b.image_tower("fp32")), providers=["CPUExecutionProvider"])
+    scores = sess.run(None, {"image": image})[0] @ b.text_embeddings.T
+    assert b.labels[int(scores.argmax())].scientific_name == "Felis catus"
 
 
 @pytest.mark.slow
@@ -226,15 +248,18 @@ def test_config_file_matches_library_defaults():
 
 
 def test_targets_as_a_trainer_feature_cache(tmp_path):
-    """The same targets open in the trainer's FeatureCache: rows are sqrt(q), captions are phrasings."""
+    """The targets open in the trainer's FeatureCache: a row per phrasing, sqrt(q) of its target."""
     from lit_edge.train.cache import FeatureCache
 
     cache = FeatureCache(write_trainer_cache(tmp_path / "cache", smoke_config()))
-    assert cache.dim == 1000 and len(cache) == len(cache.taxa) == len(cache.captions)
+    assert cache.dim == 1000 and len(cache.taxa) == len(cache.captions)
+    assert len(cache) == sum(len(texts) for texts in cache.captions.values())
+    assert np.bincount(cache.labels).tolist() == [len(cache.captions[i]) for i in range(len(cache.taxa))]
     rows = cache.features(np.arange(len(cache)))
     assert np.allclose(np.linalg.norm(rows, axis=1), 1.0, atol=1e-3)
     cat = next(i for i, t in enumerate(cache.taxa) if t["scientific_name"] == "Felis catus")
-    assert np.flatnonzero(rows[cat]).tolist() == [281, 282, 285]  # the smoke recipe's cat classes
+    for row in rows[cache.labels == cat]:
+        assert np.flatnonzero(row).tolist() == [281, 282, 285]  # the smoke recipe's cat classes
     assert "Felis catus" in cache.captions[cat]
 
 

@@ -80,6 +80,62 @@ def test_cached_training_learns_and_resume_is_exact(toy, tmp_path):
         train(_cfg(toy, tmp_path / "b", "max_steps=8"))
 
 
+def test_locked_text_encoder_trains_only_the_head_and_its_feature_cache_changes_nothing(
+    toy, tmp_path, monkeypatch
+):
+    """text.lock_encoder: encoder weights stay, the head moves; text.feature_cache: same run, cached."""
+    from lit_edge.train import text_cache
+    from lit_edge.train.trainer import build_model
+
+    locked = ("max_steps=6", "text.lock_encoder=true")
+    live_cfg = _cfg(toy, tmp_path / "live", *locked)
+    start = {k: v.detach().numpy().copy() for k, v in build_model(live_cfg).state_dict().items()}
+    live = _weights(train(live_cfg).checkpoint)
+    encoder = [k for k in live if k.startswith("text_tower.encoder.")]
+    head = [k for k in live if k.startswith("text_tower.head.")]
+    assert encoder and head
+    for k in encoder:
+        np.testing.assert_array_equal(live[k], start[k], err_msg=k)
+    assert all(not np.allclose(live[k], start[k]) for k in head)
+
+    encoded: list[int] = []
+    real_encode = text_cache.encode_texts
+
+    def counting(model, texts, *args, **kwargs):
+        encoded.append(len(texts))
+        return real_encode(model, texts, *args, **kwargs)
+
+    monkeypatch.setattr(text_cache, "encode_texts", counting)
+    tf = tmp_path / "text-features"
+    cached = train(_cfg(toy, tmp_path / "cached", *locked, f"text.feature_cache={tf}"))
+    _assert_same(live, _weights(cached.checkpoint), atol=2e-5)
+    import json
+
+    texts = json.loads((tf / "texts.json").read_text(encoding="utf-8"))
+    assert encoded == [len(texts)] and len(set(texts)) == len(texts) > 8  # 8 classes, several kinds
+
+    # resume from the cached run's middle is exact, and the second run encodes nothing new
+    first = train(_cfg(toy, tmp_path / "resumed", *locked, f"text.feature_cache={tf}", "stop_at=3"))
+    assert first.step == 3
+    second = train(_cfg(toy, tmp_path / "resumed", *locked, f"text.feature_cache={tf}"), resume=True)
+    _assert_same(_weights(cached.checkpoint), _weights(second.checkpoint))
+    assert len(encoded) == 1
+
+    from lit_edge.errors import UserError
+
+    with pytest.raises(UserError, match="another text encoder"):  # seed 1: other random encoder weights
+        train(_cfg(toy, tmp_path / "other", *locked, f"text.feature_cache={tf}", "seed=1"))
+
+
+def test_text_options_that_cannot_work_are_refused(toy, tmp_path):
+    from lit_edge.errors import UserError
+
+    with pytest.raises(UserError, match="text.feature_cache needs text.lock_encoder=true"):
+        train(_cfg(toy, tmp_path / "a", f"text.feature_cache={tmp_path / 'tf'}"))
+    with pytest.raises(UserError, match="loss.kind=distill needs a class-distribution model"):
+        train(_cfg(toy, tmp_path / "b", "loss.kind=distill"))
+
+
 def test_checkpoint_is_a_model_checkpoint_with_trainer_state(toy, tmp_path):
     from lit_edge.model import load_checkpoint
     from lit_edge.model.checkpoint import read_checkpoint_config

@@ -1,10 +1,12 @@
 """The starter model's recipe, as a config file (big_vision's habit: ``get_config()``).
 
-Build it (once; reused after while the recipe and inputs are unchanged)::
+The recipe is trained by the LiT trainer (``lit_edge.train``): locked MiniLM with a text-feature
+cache, the head fitted by the ``distill`` loss (see docs/starter-model.md). Build it (once; reused
+after while the recipe and inputs are unchanged)::
 
     python train/starter.py                      # the shipped recipe, into $LIT_EDGE_HOME/models/starter
     python train/starter.py --smoke --out /tmp/s # a few classes and steps: the pipeline in seconds
-    python train/starter.py --set mode=full --set time_budget_s=240 --out /tmp/full
+    python train/starter.py --set loss=contrastive --out /tmp/contrastive
 
 Needs WordNet 3.0 (``apt-get install wordnet-base``) and the train extra.
 """
@@ -25,11 +27,12 @@ def get_config(arg: str = "") -> StarterConfig:
         return smoke_config()
     return StarterConfig(
         model="lit-effnetlite0-minilm-classdist",
-        mode="head",  # train the MLP head on frozen MiniLM features (see bench/bench_starter.py)
         max_cover=1000,  # every synset above the classes, up to "entity"
         class_templates=4,
         parent_templates=2,
         glosses=True,
+        loss="distill",  # soft cross-entropy to each target's class distribution (bench/bench_starter.py)
+        learn_logit_scale=False,
         epochs=12,
         batch_size=512,
         lr=3e-3,

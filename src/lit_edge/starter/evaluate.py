@@ -107,3 +107,14 @@ def species_contest(model, photos: list[Photo], names: list[str], expected: str)
             SpeciesResult(p.name, expected, names[int(s.argmax())], float(s[k] - others.max()), float(pr[k]))
         )
     return out
+
+
+@torch.no_grad()
+def text_top1(model, texts: list[str], labels: list[int], batch_size: int = 256) -> torch.Tensor:
+    """Per text: did its embedding's largest coordinate (its nearest ImageNet class) hit the label?"""
+    model.eval()
+    hits = []
+    for i in range(0, len(texts), batch_size):
+        emb = model.encode_text(model.tokenize(texts[i : i + batch_size]))
+        hits.append(emb.argmax(dim=-1).cpu() == torch.tensor(labels[i : i + batch_size]))
+    return torch.cat(hits) if hits else torch.zeros(0, dtype=torch.bool)

@@ -11,6 +11,14 @@ does it) then gives exactly the gradient of the single-process loss on the conca
 of one species in a batch) otherwise pushes apart captions that are correct. For the softmax loss the
 target of a row is uniform over its positives; for the sigmoid loss every same-class pair is labelled
 +1. Without ``labels`` (or with all labels distinct) both reduce to the usual diagonal targets.
+
+``distill`` is for models whose locked image tower embeds a class distribution (``embed='class_dist'``:
+the image embedding is ``sqrt(q)``) and whose text tower outputs ``sqrt(softmax(z))``. Each text is
+fitted to its own image's distribution with a soft cross-entropy ``H(q, softmax(z))``: its optimum is
+``softmax(z) = q`` exactly, where a contrastive loss only pushes the text towards ``sqrt(q)``
+relative to the other rows of the batch, so overlapping targets (a genus and its species; a cat
+breed and "domestic cat") are not pushed apart as negatives. It needs no other rank's rows: the
+mean of the ranks' losses is already the global-batch loss.
 """
 
 from __future__ import annotations
@@ -25,11 +33,24 @@ import torch.nn.functional as F
 class LossConfig:
     """Which contrastive loss to train with.
 
-    ``kind`` is ``softmax`` (CLIP) or ``sigmoid`` (SigLIP; uses the model's logit bias).
+    ``kind`` is ``softmax`` (CLIP), ``sigmoid`` (SigLIP; uses the model's logit bias) or
+    ``distill`` (soft cross-entropy to the locked tower's class distribution; ``class_dist`` models).
+    ``learn_logit_scale`` off keeps the model's logit scale (and bias) at their initial values, e.g.
+    a scale chosen for scoring that the loss should not move.
     """
 
     kind: str = "softmax"
     multi_positive: bool = False
+    learn_logit_scale: bool = True
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            from lit_edge.errors import UserError
+
+            raise UserError(f"unknown loss.kind {self.kind!r}; use one of {', '.join(KINDS)}")
+
+
+KINDS = ("softmax", "sigmoid", "distill")
 
 
 def _world() -> tuple[int, int]:
@@ -117,3 +138,15 @@ def contrastive_loss(
         signs = 2.0 * targets - 1.0
         return -F.logsigmoid(signs * (logits_i2t + bias)).sum() / n
     raise ValueError(f"unknown loss kind {config.kind!r}; use 'softmax' or 'sigmoid'")
+
+
+def distillation_loss(image: torch.Tensor, text_logits: torch.Tensor) -> torch.Tensor:
+    """Mean over this rank's rows of ``H(q, softmax(text_logits))`` with ``q = image ** 2``.
+
+    ``image`` rows are the locked tower's ``sqrt(q)`` embeddings (unit norm, so ``q`` sums to one;
+    renormalised here against float16 cache rounding); ``text_logits`` are the text head's outputs
+    before ``sqrt(softmax)``. Row ``i`` of each is a pair.
+    """
+    q = image.float().square()
+    q = q / q.sum(dim=1, keepdim=True).clamp_min(1e-12)
+    return -(q * F.log_softmax(text_logits.float(), dim=1)).sum(dim=1).mean()

@@ -43,3 +43,27 @@ def tower_hash(model, stage: str) -> str:
     """Identifies the locked computation a cache came from: the image config and the stage."""
     doc = json.dumps({"image": model.config.to_dict()["image"], "stage": stage}, sort_keys=True)
     return hashlib.sha256(doc.encode()).hexdigest()[:16]
+
+
+# The text side, split where a locked encoder ends: pooled features (cacheable) -> head -> embedding.
+# Mirrors ``TextTower.forward``; the trainer needs the pieces, not the whole.
+def pooled_text(model, tokens: dict[str, torch.Tensor]) -> torch.Tensor:
+    """The text encoder's pooled features (the head's input) for a token dict."""
+    encoder = model.text_tower.encoder
+    device = encoder.transformer.get_input_embeddings().weight.device
+    ids, mask = tokens["input_ids"].to(device), tokens["attention_mask"].to(device)
+    out = encoder.transformer(input_ids=ids, attention_mask=mask)
+    return encoder.pooler(out, mask)
+
+
+def text_head(model, pooled: torch.Tensor) -> torch.Tensor:
+    """The head's output: logits over the image classes for ``sqrt_softmax`` towers."""
+    return model.text_tower.head(pooled)
+
+
+def text_embedding(model, head_out: torch.Tensor) -> torch.Tensor:
+    """L2-normalised text embeddings from the head's output (what ``encode_text`` returns)."""
+    x = head_out
+    if model.text_tower.cfg.output == "sqrt_softmax":
+        x = F.softmax(x.float(), dim=-1).sqrt()
+    return F.normalize(x, dim=-1)

@@ -6,7 +6,12 @@ once (:mod:`lit_edge.train.featurize`) and steps read its features; without, ima
 tower every step, with augmentation.
 
 Every step is a pure function of ``(weights, optimiser state, seed, step)``: batches, captions and
-dropout masks are seeded by the step. So ``--resume`` from a checkpoint at step ``s`` continues with
+dropout masks are seeded by the step.
+
+With ``text.lock_encoder`` only the text head trains; with ``text.feature_cache`` too, the locked
+encoder's pooled features of every caption are computed once (:mod:`lit_edge.train.text_cache`), so
+a step runs the head alone. ``loss.kind='distill'`` fits each caption to its image's class
+distribution (``class_dist`` models; the starter model is built this way). So ``--resume`` from a checkpoint at step ``s`` continues with
 exactly the updates an uninterrupted run would have made, and a killed run loses only the steps
 since its last checkpoint.
 """
@@ -30,10 +35,18 @@ from lit_edge.train.batches import CachedSource, EpochSampler, OnlineSource
 from lit_edge.train.cache import FeatureCache
 from lit_edge.train.config import OptimConfig, TrainConfig
 from lit_edge.train.evaluate import make_evaluators
-from lit_edge.train.loss import contrastive_loss
+from lit_edge.train.loss import contrastive_loss, distillation_loss
 from lit_edge.train.metrics import MetricsWriter
 from lit_edge.train.progress import progress_bar
-from lit_edge.train.towers import cache_stage, embed_cached, tower_hash
+from lit_edge.train.text_cache import TextFeatureCache, all_captions, open_text_cache
+from lit_edge.train.towers import (
+    cache_stage,
+    embed_cached,
+    pooled_text,
+    text_embedding,
+    text_head,
+    tower_hash,
+)
 
 log = logging.getLogger(__name__)
 
@@ -49,8 +62,14 @@ class TrainResult:
 
 
 def build_model(cfg: TrainConfig):
-    """The model a config names (a registry name or a model config JSON), same weights on every rank."""
-    from lit_edge.model import LiTConfig, create_model
+    """The model a config names (a registry name or a model config JSON), same weights on every rank.
+
+    ``text.lock_encoder`` is written into the model config (``text.lock_layers=-1``), so checkpoints
+    say which part trained, and ``loss.learn_logit_scale=False`` freezes the logit scale and bias.
+    """
+    from dataclasses import replace
+
+    from lit_edge.model import LiTConfig, create_model, get_config
 
     torch.manual_seed(cfg.seed)
     path = Path(cfg.model)
@@ -60,8 +79,32 @@ def build_model(cfg: TrainConfig):
         import json
 
         config = LiTConfig.from_dict(json.loads(path.read_text(encoding="utf-8")))
-        return create_model(config, image_checkpoint=cfg.image_checkpoint or None)
-    return create_model(cfg.model, image_checkpoint=cfg.image_checkpoint or None)
+    else:
+        config = get_config(cfg.model)
+    if cfg.text.lock_encoder:
+        config = replace(config, text=replace(config.text, lock_layers=-1))
+    _check_options(cfg, config)
+    model = create_model(config, image_checkpoint=cfg.image_checkpoint or None)
+    if not cfg.loss.learn_logit_scale:
+        for p in (model.logit_scale, model.logit_bias):
+            if p is not None:
+                p.requires_grad_(False)
+    return model
+
+
+def _check_options(cfg: TrainConfig, config) -> None:
+    """Combinations that cannot work, refused before anything is built."""
+    if cfg.text.feature_cache and not cfg.text.lock_encoder:
+        raise UserError(
+            "text.feature_cache needs text.lock_encoder=true: a trained encoder's features change every step"
+        )
+    if cfg.loss.kind == "distill" and (
+        config.image.embed != "class_dist" or config.text.output != "sqrt_softmax"
+    ):
+        raise UserError(
+            f"loss.kind=distill needs a class-distribution model (image embed 'class_dist', text output "
+            f"'sqrt_softmax'); {config.name} is not one: use loss.kind=softmax or sigmoid"
+        )
 
 
 def make_optimizer(model, cfg: OptimConfig) -> tuple[torch.optim.Optimizer, list[torch.nn.Parameter]]:
@@ -100,10 +143,12 @@ def _train_mode(model, cfg: TrainConfig) -> None:
     part is dropout (the locked tower keeps its BatchNorm fixed), and HF attention applies dropout
     functionally, so switching modules' mode is the one switch that turns all of it off."""
     model.train(cfg.dropout)
+    if cfg.text.lock_encoder:  # a locked encoder is a fixed function (and its features cacheable)
+        model.text_tower.encoder.eval()
 
 
 def _source(cfg: TrainConfig, model, ctx: distributed.DistContext):
-    """``(batch source, sampler, cache stage)``; the stage is None in online mode (tower in the loop)."""
+    """``(batch source, sampler, captions, cache stage)``; the stage is None in online mode (tower in the loop)."""
     if cfg.cache.dir:
         if not (Path(cfg.cache.dir) / "meta.json").is_file() and not cfg.data.root:
             raise UserError(f"no feature cache at {cfg.cache.dir} and no data.root to build one from")
@@ -124,7 +169,7 @@ def _source(cfg: TrainConfig, model, ctx: distributed.DistContext):
         cache.check(model_hash=tower_hash(model, stage))
         sampler = EpochSampler(len(cache), cfg.global_batch, cfg.seed)
         captions = CaptionSampler(cache.taxa, cfg.data.text_mix, cfg.seed, cache.captions)
-        return CachedSource(cache, sampler, captions, ctx.rank, ctx.world), sampler, stage
+        return CachedSource(cache, sampler, captions, ctx.rank, ctx.world), sampler, captions, stage
     from PIL import Image
 
     data = load_dataset(cfg.data)
@@ -138,10 +183,12 @@ def _source(cfg: TrainConfig, model, ctx: distributed.DistContext):
     src = OnlineSource(
         data, sampler, captions, transform, ctx.rank, ctx.world, cfg.seed, cfg.data.num_workers
     )
-    return src, sampler, None
+    return src, sampler, captions, None
 
 
-def _loss(model, batch, stage, cfg: TrainConfig, ctx: distributed.DistContext) -> torch.Tensor:
+def _loss(
+    model, batch, stage, cfg: TrainConfig, ctx: distributed.DistContext, texts_cache: TextFeatureCache | None
+) -> torch.Tensor:
     inputs, labels, texts = batch.inputs, batch.labels, batch.texts
     if stage is None and ctx.world > 1:  # online: unreadable images dropped; ranks need equal rows
         n = distributed.min_int(len(labels), ctx.device)
@@ -150,8 +197,15 @@ def _loss(model, batch, stage, cfg: TrainConfig, ctx: distributed.DistContext) -
         raise UserError(f"step {batch.step}: no readable image in the batch; check the dataset's files")
     inputs = inputs.to(ctx.device)
     image = embed_cached(model, inputs, stage) if stage else model.encode_image(inputs, normalize=True)
-    tokens = {k: v.to(ctx.device) for k, v in model.tokenize(texts).items()}
-    text = model.encode_text(tokens, normalize=True)
+    if texts_cache is not None:
+        pooled = texts_cache.lookup(texts).to(ctx.device)
+    else:
+        with torch.set_grad_enabled(not cfg.text.lock_encoder):
+            pooled = pooled_text(model, model.tokenize(texts))
+    head = text_head(model, pooled)
+    if cfg.loss.kind == "distill":
+        return distillation_loss(image, head)
+    text = text_embedding(model, head)
     return contrastive_loss(
         image, text, model.logit_scale.exp(), model.logit_bias, labels.to(ctx.device), cfg.loss
     )
@@ -175,7 +229,12 @@ def _train(cfg: TrainConfig, resume: bool, ctx: distributed.DistContext) -> Trai
     if cfg.loss.kind == "sigmoid" and model.logit_bias is None:
         log.warning("sigmoid loss with no logit bias in model %s: set init_logit_bias (e.g. -10)", cfg.model)
     distributed.broadcast_parameters(model)
-    source, sampler, stage = _source(cfg, model, ctx)  # may build the cache (in eval mode)
+    source, sampler, captions, stage = _source(cfg, model, ctx)  # may build the cache (in eval mode)
+    texts_cache = None
+    if cfg.text.feature_cache:
+        texts_cache = open_text_cache(
+            cfg.text.feature_cache, model, all_captions(captions), cfg.text.batch_size, ctx
+        )
     _train_mode(model, cfg)
     total = cfg.max_steps or cfg.epochs * sampler.steps_per_epoch
     optimizer, params = make_optimizer(model, cfg.optim)
@@ -221,7 +280,7 @@ def _train(cfg: TrainConfig, resume: bool, ctx: distributed.DistContext) -> Trai
             for g in optimizer.param_groups:
                 g["lr"] = lr
             torch.manual_seed((cfg.seed * 1_000_003 + step * 101 + ctx.rank) & 0x7FFFFFFF)  # dropout
-            loss = _loss(model, batch, stage, cfg, ctx)
+            loss = _loss(model, batch, stage, cfg, ctx, texts_cache)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             distributed.average_gradients(params)
