@@ -32,7 +32,15 @@ PrecisionOpt = Annotated[
     str | None,
     typer.Option("--precision", help="fp32 | int8. Default: int8 on CPU and TensorRT, fp32 on CUDA."),
 ]
-ThreadsOpt = Annotated[int, typer.Option("--threads", help="ONNX Runtime intra-op threads (0 = all cores).")]
+ThreadsOpt = Annotated[
+    int,
+    typer.Option(
+        "--threads",
+        min=0,
+        help="ONNX Runtime intra-op threads per inference call (0 = auto: all cores for detect, "
+        "cores / workers for tag).",
+    ),
+]
 TopKOpt = Annotated[int, typer.Option("--top-k", min=1, help="Species kept per photo/frame.")]
 ThresholdOpt = Annotated[
     float,

@@ -44,7 +44,15 @@ def tag(
     batch_size: Annotated[
         int, typer.Option("--batch-size", min=0, help="Photos per inference (0 = 2 on CPU, 16 on GPU).")
     ] = 0,
-    workers: Annotated[int, typer.Option("--workers", min=0, help="Decode threads (0 = one per core).")] = 0,
+    workers: Annotated[
+        int,
+        typer.Option(
+            "--workers",
+            min=0,
+            help="Inference workers, each running the model on its own batches "
+            "(0 = one per core up to 4 on CPU, 1 on GPU). --workers 1 --threads N is one N-thread session.",
+        ),
+    ] = 0,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar.")] = True,
 ) -> None:
     from lit_edge.device.tagger import GracefulStop, TagConfig, default_db, run_tag

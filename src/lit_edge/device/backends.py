@@ -45,6 +45,7 @@ class BackendConfig:
 class Backend(Protocol):
     name: str
     flavour: str
+    concurrent: bool  # may embed() be called from several threads at once?
 
     def embed(self, batch: np.ndarray) -> np.ndarray: ...
 
@@ -70,7 +71,14 @@ def flavour_for(bundle: Bundle, backend: str, precision: str | None) -> str:
 
 
 class OrtBackend:
-    """An ONNX Runtime session on one execution provider (checked, never silently another)."""
+    """An ONNX Runtime session on one execution provider (checked, never silently another).
+
+    ``InferenceSession.run`` is thread-safe and releases the GIL, so one session serves several
+    inference threads at once (``concurrent``): with one intra-op thread each call runs on its
+    caller's thread, and the weights are held once.
+    """
+
+    concurrent = True
 
     def __init__(self, model: Path, name: str, threads: int = 0, providers: list | None = None):
         import onnxruntime as ort
@@ -89,6 +97,11 @@ class OrtBackend:
         opts.log_severity_level = 3
         # no busy-waiting between ops: the decode threads need those cycles, and a battery does too
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        if name == "onnxruntime-cpu":
+            # The memory pattern pre-plans one block per batch shape on top of the arena; without it
+            # the arena alone reuses buffers: measured 9-18 MB less peak RSS per batch in flight
+            # (EfficientNet-Lite0 INT8, batch 1-2), at the same speed.
+            opts.enable_mem_pattern = False
         providers = providers or [provider]
         self.session = ort.InferenceSession(str(model), sess_options=opts, providers=providers)
         if provider not in self.session.get_providers():
@@ -108,7 +121,12 @@ class OrtBackend:
 
 
 class TensorRTBackend:
-    """A TensorRT engine (explicit-quantization INT8 or FP32/FP16) with buffers allocated once."""
+    """A TensorRT engine (explicit-quantization INT8 or FP32/FP16) with buffers allocated once.
+
+    One execution context, one stream and shared buffers: not safe from two threads at once.
+    """
+
+    concurrent = False
 
     def __init__(self, bundle: Bundle, flavour: str):
         from lit_edge.errors import require

@@ -8,7 +8,8 @@ database stay outside, so the same engine serves a photo folder and a camera.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+import threading
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -59,6 +60,8 @@ class Engine:
         if m.preprocess.layout != "NHWC" or m.preprocess.colour_order != "RGB":
             raise UserError(f"{self.bundle.root}: this runtime needs an NHWC RGB image tower; re-export it")
         self.backend = backends.create(self.bundle, config.backend)
+        # a backend that cannot run two batches at once (TensorRT's one context) is taken in turn
+        self._lock = None if getattr(self.backend, "concurrent", False) else threading.Lock()
         self.classifier = Classifier(
             self.bundle.text_embeddings,
             self.bundle.labels,
@@ -87,12 +90,27 @@ class Engine:
     def prepare(self, rgb: np.ndarray) -> np.ndarray:
         return prepare(rgb, self.preprocess)
 
-    def classify_prepared(self, batch: list[np.ndarray] | np.ndarray) -> list[Decision]:
-        """Classify images already at ``input_size`` (uint8 RGB)."""
+    def open_backend(self) -> backends.Backend:
+        """Another session of the same backend and tower, for an inference thread of its own."""
+        return backends.create(self.bundle, replace(self.config.backend, backend=self.backend.name))
+
+    def classify_prepared(
+        self, batch: list[np.ndarray] | np.ndarray, backend: backends.Backend | None = None
+    ) -> list[Decision]:
+        """Classify images already at ``input_size`` (uint8 RGB); safe from several threads.
+
+        ``backend`` runs the model instead of the engine's own (see :meth:`open_backend`).
+        """
         if len(batch) == 0:
             return []
         arr = batch if isinstance(batch, np.ndarray) else np.stack(batch)
-        emb = self.backend.embed(arr)
+        if backend is not None:
+            emb = backend.embed(arr)
+        elif self._lock is None:
+            emb = self.backend.embed(arr)
+        else:
+            with self._lock:
+                emb = self.backend.embed(arr)
         return self.classifier(emb)
 
     def run_info(self) -> dict:

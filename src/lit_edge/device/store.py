@@ -21,11 +21,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
-import sqlite_utils
 
 from lit_edge import __version__
 from lit_edge.device import schema
 from lit_edge.device.classify import Decision
+from lit_edge.device.sqlite import sqlite_utils
 from lit_edge.errors import UserError
 
 log = logging.getLogger(__name__)

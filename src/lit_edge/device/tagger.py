@@ -1,10 +1,20 @@
 """``lit-edge tag``: classify every photo of a folder (or glob, or file) exactly once into SQLite.
 
-The loop keeps both cores busy: a thread pool decodes and resizes photos (OpenCV releases the GIL)
-while the main thread runs the model on full batches (ONNX Runtime releases it too), and the store's
-writer thread commits results. Resuming is by resolved path: what the database already holds as
-done (or failed, unless ``retry_failed``) is skipped before any decoding. A photo that cannot be
-read or decoded becomes a ``failed`` media row with its reason, and the run goes on.
+The loop keeps every core busy with three kinds of threads, all of which spend their time in code
+that releases the GIL: a pool decodes and resizes photos (OpenCV), a few inference workers run the
+model on batches (ONNX Runtime), and the store's writer thread commits results (SQLite). The main
+thread only hands decoded photos to the workers in order and results to the store.
+
+Why several inference workers of one intra-op thread each rather than one session on all cores:
+EfficientNet-Lite0's convolutions are small, and splitting each of them over two threads costs
+more in synchronisation than it gains; two independent calls, one per core, do more images per
+second (measured in ``bench/bench_device.py``). The workers share one ONNX Runtime session
+(``run`` is thread-safe), which holds the weights once.
+
+Resuming is by resolved path: what the database already holds as done (or failed, unless
+``retry_failed``) is skipped before any decoding. A photo that cannot be read or decoded becomes a
+``failed`` media row with its reason, and the run goes on. A record reaches the store only once its
+photo is classified, so a kill at any moment loses at most work, never consistency.
 """
 
 from __future__ import annotations
@@ -17,7 +27,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -40,8 +50,20 @@ class TagConfig:
     engine: EngineConfig = field(default_factory=EngineConfig)
     retry_failed: bool = False
     batch_size: int = 0  # photos per inference; 0 = auto (see auto_batch_size)
-    workers: int = 0  # decode threads; 0 = one per core
+    workers: int = 0  # inference workers (batches run at once); 0 = auto (see plan)
+    decoders: int = 0  # decode threads; 0 = one per core
+    own_sessions: bool = False  # a model session per worker instead of one shared (more memory)
     commit_every: int = 256  # records per database transaction
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How a run uses the machine: what ``plan`` made of the config's zeros (auto)."""
+
+    workers: int
+    threads: int  # ONNX Runtime intra-op threads per call
+    batch_size: int
+    decoders: int
 
 
 @dataclass
@@ -62,6 +84,30 @@ class _Loaded:
     path: str
     image: np.ndarray | None = None
     record: MediaRecord | None = None
+
+
+def cpu_workers(cores: int) -> int:
+    """Inference workers on a CPU: one per core (one intra-op thread each), at most 4.
+
+    Beyond four, each worker's images in flight cost memory (ONNX Runtime's activation arena)
+    faster than the extra parallel call gains; the leftover cores go to intra-op threads.
+    """
+    return max(1, min(cores, 4))
+
+
+def plan(config: TagConfig, backend_name: str | None = None, cores: int | None = None) -> Plan:
+    """Fill in the config's automatic settings for ``backend_name`` on ``cores`` cores.
+
+    Before the backend is open (``backend_name`` None) this gives the intra-op threads to open it
+    with; the CPU choice is taken then, as the common case and the one where it matters (on a GPU
+    the intra-op threads only run the few CPU-side ops).
+    """
+    cores = cores or os.cpu_count() or 2
+    cpu = backend_name in (None, "onnxruntime-cpu")
+    workers = config.workers or (cpu_workers(cores) if cpu else 1)
+    threads = config.engine.backend.threads or max(1, cores // (config.workers or cpu_workers(cores)))
+    batch = config.batch_size or auto_batch_size(backend_name or "onnxruntime-cpu")
+    return Plan(workers=workers, threads=threads, batch_size=batch, decoders=config.decoders or cores)
 
 
 def auto_batch_size(backend_name: str) -> int:
@@ -126,12 +172,15 @@ def run_tag(
     t0 = time.perf_counter()
     spec = parse_address(config.source)
     if engine is None:  # open the model while the folder is walked: both take a while on a big card
+        threads = plan(config).threads
+        engine_config = replace(config.engine, backend=replace(config.engine.backend, threads=threads))
         with ThreadPoolExecutor(1, thread_name_prefix="lit-edge-engine") as ex:
-            pending = ex.submit(Engine, config.engine)
+            pending = ex.submit(Engine, engine_config)
             files = list_files(spec)
             engine = pending.result()
     else:
         files = list_files(spec)
+    how = plan(config, engine.backend.name)
     store = Store(config.db, batch=config.commit_every)
     skip = store.done_paths(config.retry_failed)
     todo = [(p, k) for p in files if (k := media_key(p)) not in skip]
@@ -144,59 +193,76 @@ def run_tag(
         bundle=engine.bundle,
         backend=engine.backend.name,
         flavour=engine.backend.flavour,
-        settings=asdict(config),
+        settings={**asdict(config), "plan": asdict(how)},
     )
     log.info(
-        "run %d: %d photos, %d already in %s, %d to do",
+        "run %d: %d photos, %d already in %s, %d to do; %d worker(s) x %d thread(s), batch %d",
         run_id,
         len(files),
         len(files) - len(todo),
         config.db,
         len(todo),
+        how.workers,
+        how.threads,
+        how.batch_size,
     )
     if progress:
         progress(0, len(todo))
     stop = stop or threading.Event()
-    workers = config.workers or (os.cpu_count() or 2)
-    batch_size = config.batch_size or auto_batch_size(engine.backend.name)
+    infer = _Inference(engine, how.workers, config.own_sessions)
     processed = failed = 0
     first: float | None = None
     status = "finished"
     try:
-        with ThreadPoolExecutor(workers, thread_name_prefix="lit-edge-decode") as pool:
-            window: deque = deque()
+        with (
+            ThreadPoolExecutor(how.decoders, thread_name_prefix="lit-edge-decode") as pool,
+            ThreadPoolExecutor(how.workers, thread_name_prefix="lit-edge-infer") as workers,
+        ):
+            decoding: deque = deque()  # decode futures, in file order
+            running: deque = deque()  # (batch, inference future), oldest first
             it = iter(todo)
             batch: list[_Loaded] = []
 
             def fill() -> None:
-                while len(window) < 4 * batch_size and not stop.is_set():
+                # enough decoded photos ahead for every worker's next batch, and no more (memory)
+                while len(decoding) < (how.workers + 2) * how.batch_size and not stop.is_set():
                     nxt = next(it, None)
                     if nxt is None:
                         return
-                    window.append(pool.submit(_load, nxt[0], nxt[1], engine))
+                    decoding.append(pool.submit(_load, nxt[0], nxt[1], engine))
+
+            def collect(keep: int) -> None:
+                # hand finished batches to the store, oldest first, until at most `keep` run
+                nonlocal processed, first
+                while len(running) > keep:
+                    items, future = running.popleft()
+                    for item, decision in zip(items, future.result(), strict=True):
+                        item.record.decision = decision
+                        store.put(item.record)
+                    if first is None:
+                        first = time.perf_counter() - t0
+                    processed += len(items)
+                    if progress:
+                        progress(processed, len(todo))
 
             fill()
-            while window:
-                loaded = window.popleft().result()
+            while decoding:
+                loaded = decoding.popleft().result()
                 fill()
                 if loaded.image is None:
                     store.put(loaded.record)
                     processed += 1
                     failed += 1
+                    if progress:
+                        progress(processed, len(todo))
                 else:
                     batch.append(loaded)
-                if len(batch) >= batch_size or (not window and batch):
-                    for item, decision in zip(
-                        batch, engine.classify_prepared([b.image for b in batch]), strict=True
-                    ):
-                        item.record.decision = decision
-                        store.put(item.record)
-                    if first is None:
-                        first = time.perf_counter() - t0
-                    processed += len(batch)
+                if len(batch) >= how.batch_size or (not decoding and batch):
+                    running.append((batch, workers.submit(infer, [b.image for b in batch])))
                     batch = []
-                if progress:
-                    progress(processed, len(todo))
+                    # one batch queued behind the running ones keeps every worker busy
+                    collect(how.workers)
+            collect(0)
             if stop.is_set():
                 status = "interrupted"
     except BaseException:
@@ -216,6 +282,34 @@ def run_tag(
         interrupted=status == "interrupted",
         summary=summary(config.db),
     )
+
+
+class _Inference:
+    """Runs a batch through the model on the calling worker thread.
+
+    With a shared session (the default) every worker calls the engine's backend. With
+    ``own_sessions`` each worker thread opens its own session on first use (the weights and the
+    activation arena are then held once per worker: measured in the bench, for comparison).
+    """
+
+    def __init__(self, engine: Engine, workers: int, own_sessions: bool):
+        self.engine = engine
+        self.own = own_sessions and workers > 1 and getattr(engine.backend, "concurrent", False)
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._spare = [engine.backend]  # the first worker takes the engine's own session
+
+    def _backend(self):
+        backend = getattr(self._local, "backend", None)
+        if backend is None:
+            with self._lock:
+                backend = self._spare.pop() if self._spare else None
+            backend = backend or self.engine.open_backend()
+            self._local.backend = backend
+        return backend
+
+    def __call__(self, images: list[np.ndarray]):
+        return self.engine.classify_prepared(images, self._backend() if self.own else None)
 
 
 class GracefulStop:
