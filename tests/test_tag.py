@@ -232,7 +232,7 @@ def test_sigkill_at_several_points_then_resume_gives_every_file_exactly_once(tmp
         "--batch-size",
         "4",
         "--workers",
-        "1",
+        "2",  # two batches in flight at any kill: still every file exactly once
         "--threads",
         "1",
     ]
