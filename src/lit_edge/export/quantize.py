@@ -24,6 +24,8 @@ import numpy as np
 import onnx
 
 from lit_edge.errors import UserError
+from lit_edge.export import biascorr, ranges
+from lit_edge.export.ranges import RangeConfig
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +56,10 @@ class QuantConfig:
     reduce_range: bool = False
     keep_float: tuple[str, ...] = ()  # roles from ROLES; a float head measured no better and is 5 MB
     keep_first: int = 3  # leading convs kept float (measured: the stem and first block are fragile)
+    keep_convs: tuple[int, ...] = ()  # positions (graph order) of further convs kept float
     keep_nodes: tuple[str, ...] = ()  # further node names kept float
+    # fold the mean output shift of int8 weight rounding back into each conv's bias (biascorr.py)
+    bias_correction: bool = False
     preprocess: bool = True  # onnxruntime's quant_pre_process (shape inference + graph optimisation)
     batch: int = 16
     op_types: tuple[str, ...] = OP_TYPES
@@ -72,30 +77,17 @@ class QuantConfig:
             raise UserError(f"unknown layer role(s) {sorted(bad)} to keep in float; choose from {ROLES}")
 
 
-def _reader(images: np.ndarray, batch: int, input_name: str):
-    from onnxruntime.quantization import CalibrationDataReader
-
-    class Reader(CalibrationDataReader):
-        def __init__(self):
-            self._it = iter(range(0, len(images), batch))
-
-        def get_next(self):
-            i = next(self._it, None)
-            return None if i is None else {input_name: images[i : i + batch]}
-
-        def rewind(self):
-            self._it = iter(range(0, len(images), batch))
-
-    return Reader()
-
-
-def nodes_for_roles(model: onnx.ModelProto, roles: Sequence[str], first: int = 0) -> list[str]:
-    """Names of the nodes that play ``roles`` in a CNN tower graph, plus its ``first`` convs
-    (graph order is topological)."""
+def nodes_for_roles(
+    model: onnx.ModelProto, roles: Sequence[str], first: int = 0, positions: Sequence[int] = ()
+) -> list[str]:
+    """Names of the nodes that play ``roles`` in a CNN tower graph, plus its ``first`` convs and the
+    convs at ``positions`` (graph order is topological; positions past the end are ignored, so one
+    recipe fits towers of any depth)."""
     nodes = list(model.graph.node)
     convs = [n for n in nodes if n.op_type == "Conv"]
     pool_idx = max((i for i, n in enumerate(nodes) if n.op_type in _POOLS), default=None)
     names: list[str] = [n.name for n in convs[:first]]
+    names += [convs[i].name for i in positions if -len(convs) <= i < len(convs)]
     if "first_conv" in roles and convs:
         names.append(convs[0].name)
     if "last_conv" in roles and convs:
@@ -103,6 +95,26 @@ def nodes_for_roles(model: onnx.ModelProto, roles: Sequence[str], first: int = 0
     if "head" in roles and pool_idx is not None:  # pooling and all after: classifier, softmax, norm
         names += [n.name for n in nodes[pool_idx:]]
     return list(dict.fromkeys(names))
+
+
+def _prepared(fp32: Path, cfg: QuantConfig, dst: Path) -> onnx.ModelProto:
+    """The graph that is quantized: ORT's pre-processing (if asked) and a name on every node."""
+    model = onnx.load(fp32)
+    if cfg.preprocess:
+        from onnxruntime.quantization.shape_inference import quant_pre_process
+
+        quant_pre_process(model, str(dst), skip_symbolic_shape=True)
+        model = onnx.load(dst)
+    _ensure_names(model)
+    onnx.save(model, dst)
+    return model
+
+
+def preprocessed_convs(fp32: Path, cfg: QuantConfig) -> list[str]:
+    """Names of the convs as the quantizer sees them (``keep_convs`` positions index this list)."""
+    with tempfile.TemporaryDirectory(prefix="lit-edge-quant-") as tmp:
+        model = _prepared(fp32, cfg, Path(tmp) / "pre.onnx")
+    return [n.name for n in model.graph.node if n.op_type == "Conv"]
 
 
 def _ensure_names(model: onnx.ModelProto) -> None:
@@ -124,26 +136,21 @@ def quantize(
     which layers stay float (the accuracy bench) calibrate once; it must belong to the same model,
     images, method and flavour.
     """
-    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
-    from onnxruntime.quantization.shape_inference import quant_pre_process
+    from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
 
     if len(images) == 0:
         raise UserError("no calibration images; pass a folder of real photos to --calib")
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="lit-edge-quant-") as tmp:
         src = Path(tmp) / "pre.onnx"
-        model = onnx.load(fp32)
-        if cfg.preprocess:
-            quant_pre_process(model, str(src), skip_symbolic_shape=True)
-            model = onnx.load(src)
-        _ensure_names(model)
-        onnx.save(model, src)
-        exclude = nodes_for_roles(model, cfg.keep_float, cfg.keep_first) + list(cfg.keep_nodes)
+        model = _prepared(fp32, cfg, src)
+        exclude = nodes_for_roles(model, cfg.keep_float, cfg.keep_first, cfg.keep_convs) + list(
+            cfg.keep_nodes
+        )
         symmetric = cfg.flavour == "tensorrt"
         extra = {
             "ActivationSymmetric": symmetric,
             "WeightSymmetric": True,
-            "CalibPercentile": cfg.percentile,
             # ORT drops a Relu/Clip after a conv when the Q range implies it; with symmetric int8 the
             # range has a negative half, so the clip would be lost: keep it (TensorRT fuses it anyway).
             "QDQKeepRemovableActivations": symmetric,
@@ -158,26 +165,28 @@ def quantize(
             len(images),
             exclude or "none",
         )
+        cache = Path(calib_cache) if calib_cache is not None else Path(tmp) / "ranges.json"
+        if not cache.is_file():
+            rcfg = RangeConfig(cfg.method, cfg.percentile, symmetric=symmetric, batch=cfg.batch)
+            ranges.measure(src, images, rcfg, cache, cfg.op_types)
         with _quiet_root_logger():
             quantize_static(
                 str(src),
                 str(out),
-                _reader(images, cfg.batch, model.graph.input[0].name),
+                None,
                 quant_format=QuantFormat.QDQ,
                 activation_type=QuantType.QInt8 if symmetric else QuantType.QUInt8,
                 weight_type=QuantType.QInt8,
                 per_channel=cfg.per_channel,
                 reduce_range=cfg.reduce_range and not symmetric,
-                calibrate_method={
-                    "minmax": CalibrationMethod.MinMax,
-                    "percentile": CalibrationMethod.Percentile,
-                    "entropy": CalibrationMethod.Entropy,
-                }[cfg.method],
+                calibrate_method=ranges.ort_method(cfg.method),
                 nodes_to_exclude=exclude,
                 op_types_to_quantize=list(cfg.op_types),
                 extra_options=extra,
-                calibration_cache_path=calib_cache,
+                calibration_cache_path=cache,
             )
+        if cfg.bias_correction:
+            biascorr.correct(out, src, images, out)
     model = onnx.load(out)
     model.producer_name = "lit-edge"
     onnx.save(model, out)

@@ -1,0 +1,140 @@
+"""INT8 recipe mechanisms on a tiny hand-built conv tower: range estimation per method, bias
+correction, convs kept float by position. Real ONNX graphs, real ONNX Runtime calibration and
+sessions, real crops of the sample photos; the tower is small so each test takes a second or two."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from lit_edge.bundle import Preprocess
+from lit_edge.export import biascorr, calib, quantize, ranges
+
+SIZE = 32
+
+
+def _tower(path: Path, seed: int = 0) -> Path:
+    """uint8 NHWC -> normalise -> conv3x3 s2 -> ReLU6 -> depthwise 3x3 -> ReLU6 -> conv1x1 -> ReLU6
+    -> conv1x1 (the output, NCHW): the shape of a mobile CNN block, in ONNX directly."""
+    rng = np.random.default_rng(seed)
+    inits, nodes = [], []
+
+    def init(name, arr):
+        inits.append(numpy_helper.from_array(np.asarray(arr, np.float32), name))
+
+    def conv(i, x, cin, cout, k, stride=1, group=1, relu=True):
+        init(f"w{i}", rng.normal(0, np.sqrt(2 / (cin // group * k * k)), (cout, cin // group, k, k)))
+        init(f"b{i}", rng.normal(0, 0.1, cout))
+        nodes.append(
+            helper.make_node(
+                "Conv", [x, f"w{i}", f"b{i}"], [f"c{i}"], name=f"conv{i}", kernel_shape=[k, k],
+                strides=[stride, stride], pads=[k // 2] * 4, group=group,
+            )
+        )  # fmt: skip
+        if not relu:
+            return f"c{i}"
+        nodes.append(helper.make_node("Clip", [f"c{i}", "zero", "six"], [f"r{i}"], name=f"relu{i}"))
+        return f"r{i}"
+
+    init("zero", 0.0)
+    init("six", 6.0)
+    init("scale", 1 / 127.5)
+    init("shift", -1.0)
+    nodes += [
+        helper.make_node("Cast", ["image"], ["f"], to=TensorProto.FLOAT, name="cast"),
+        helper.make_node("Transpose", ["f"], ["t"], perm=[0, 3, 1, 2], name="nchw"),
+        helper.make_node("Mul", ["t", "scale"], ["m"], name="scale"),
+        helper.make_node("Add", ["m", "shift"], ["x"], name="shift"),
+    ]
+    x = conv(0, "x", 3, 16, 3, stride=2)
+    x = conv(1, x, 16, 16, 3, group=16)
+    x = conv(2, x, 16, 32, 1)
+    x = conv(3, x, 32, 8, 1, relu=False)
+    graph = helper.make_graph(
+        nodes,
+        "tiny",
+        [helper.make_tensor_value_info("image", TensorProto.UINT8, ["N", SIZE, SIZE, 3])],
+        [helper.make_tensor_value_info(x, TensorProto.FLOAT, ["N", 8, SIZE // 2, SIZE // 2])],
+        inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    onnx.checker.check_model(model, full_check=True)
+    onnx.save(model, path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def tower(tmp_path_factory) -> Path:
+    return _tower(tmp_path_factory.mktemp("quant") / "tiny.onnx")
+
+
+def _crops(n: int, seed: int) -> np.ndarray:
+    photos = [img for _, img in calib.sample_photos()]
+    return calib.random_crops(photos, n, Preprocess(input_size=(SIZE, SIZE)), calib.CropConfig(seed=seed))
+
+
+def _run(path: Path, images: np.ndarray) -> np.ndarray:
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 1
+    return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"]).run(
+        None, {"image": images}
+    )[0]
+
+
+def _ranges(model: Path, images: np.ndarray, tmp: Path, **kw) -> dict[str, tuple[float, float]]:
+    from onnxruntime.quantization.calibrate import load_tensors_data
+
+    cfg = ranges.RangeConfig(**kw)
+    out = ranges.measure(model, images, cfg, tmp / f"{cfg.method}-{cfg.symmetric}.json", ("Conv", "Clip"))
+    return {
+        k: tuple(float(np.ravel(x)[0]) for x in v.range_value) for k, v in load_tensors_data(out).data.items()
+    }
+
+
+def test_range_methods_really_differ_and_cpu_ranges_keep_the_relu_floor(tower, tmp_path):
+    images = _crops(32, seed=0)
+    mm = _ranges(tower, images, tmp_path, method="minmax")
+    ent = _ranges(tower, images, tmp_path, method="entropy")
+    pct = _ranges(tower, images, tmp_path, method="percentile", percentile=99.0)
+    # ORT's defaults made Entropy a single-candidate search == MinMax; with real bins it clips outliers
+    assert any(ent[t][1] < mm[t][1] * 0.99 for t in mm), (ent, mm)
+    assert all(pct[t][1] <= mm[t][1] + 1e-6 for t in mm)
+    assert pct["r2"][0] >= 0 and pct["r2"][1] > 0  # a ReLU6 output: the range starts at 0
+    assert pct["c3"][0] > mm["c3"][0] and pct["c3"][1] < mm["c3"][1]  # a signed output: both tails cut
+
+
+def test_bias_correction_removes_the_mean_shift_of_rounded_weights(tower, tmp_path):
+    cal, held = _crops(48, seed=0), _crops(48, seed=1)
+    ref = _run(tower, held)
+    # weights-only damage is what bias correction targets: 7-bit weights make it large enough to see
+    base = quantize.QuantConfig("cpu", "minmax", keep_first=0, reduce_range=True)
+    plain = quantize.quantize(tower, tmp_path / "plain.onnx", cal, base)
+    fixed = quantize.quantize(tower, tmp_path / "fixed.onnx", cal, replace(base, bias_correction=True))
+
+    def mean_shift(path):  # per output channel, over held-out images and positions
+        return np.abs((_run(path, held) - ref).mean(axis=(0, 2, 3))).mean()
+
+    assert mean_shift(fixed) < 0.7 * mean_shift(plain), (mean_shift(fixed), mean_shift(plain))
+    # same graph, only int32 bias values changed
+    assert [n.op_type for n in onnx.load(fixed).graph.node] == [
+        n.op_type for n in onnx.load(plain).graph.node
+    ]
+
+
+def test_bias_correction_leaves_a_float_graph_alone(tower, tmp_path):
+    assert biascorr.correct(tower, tower, _crops(4, seed=0), tmp_path / "same.onnx") == []
+
+
+def test_keep_convs_positions_stay_float_and_the_rest_is_int8(tower, tmp_path):
+    cfg = quantize.QuantConfig("cpu", "minmax", keep_first=1, keep_convs=(2, 99))
+    out = quantize.quantize(tower, tmp_path / "q.onnx", _crops(16, seed=0), cfg)
+    convs = quantize.inspect_convs(out)
+    assert [c.weight_quantized for c in convs] == [False, True, False, True]
+    assert all(c.input_quantized for c in convs if c.weight_quantized)
