@@ -61,6 +61,15 @@ def detect(
     width: Annotated[int, typer.Option("--width", help="Capture width (CSI/V4L2).")] = 1280,
     height: Annotated[int, typer.Option("--height", help="Capture height (CSI/V4L2).")] = 720,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Most frames per inference.")] = 2,
+    workers: Annotated[
+        int,
+        typer.Option(
+            "--workers",
+            min=0,
+            help="Inference workers (0 = 1 for a live source: lowest latency; one per core up to 4 "
+            "for a video file on CPU: most frames/s).",
+        ),
+    ] = 0,
     reconnect: Annotated[
         bool, typer.Option("--reconnect/--no-reconnect", help="Reopen a live source that drops.")
     ] = True,
@@ -122,6 +131,7 @@ def detect(
             max_reconnects=int(o["max_reconnects"]),
         ),
         batch_size=int(o["batch_size"]),
+        workers=int(o["workers"]),
         duration_s=float(o["duration"]),
         status_every_s=float(o["status_every"]),
         print_detections=not o["quiet"],

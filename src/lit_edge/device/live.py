@@ -6,15 +6,23 @@ fill a batch, so latency stays one inference), classifies them, and hands the re
 store's writer thread. SIGINT/SIGTERM set a stop event: the current batch finishes, the database is
 flushed, the run is marked and the command exits 0. A video file ends the run when it ends; a
 live stream that drops is reopened by the source with backoff.
+
+Latency first for a live source: one inference worker, the model on every core for each batch.
+A video file drops no frame and nobody waits on the next one, so there throughput counts: by
+default it gets ``lit-edge tag``'s plan, several workers of one intra-op thread each sharing one
+session (see :mod:`lit_edge.device.tagger`), with results still logged in frame order.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +44,7 @@ class DetectConfig:
     engine: EngineConfig = field(default_factory=EngineConfig)
     capture: CaptureConfig = field(default_factory=CaptureConfig)
     batch_size: int = 2  # most frames per inference; a batch never waits to fill
+    workers: int = 0  # inference workers; 0 = 1 for a live source, one per core (<= 4) for a video file
     duration_s: float = 0.0  # stop after this many seconds (0 = until stopped / source ends)
     status_every_s: float = 10.0  # a status line this often (0 = never)
     print_detections: bool = True  # a line per decided (non-uncertain) frame
@@ -58,6 +67,17 @@ class DetectResult:
     process_ms: list[float]
     source_error: str | None
     summary: Summary
+    workers: int = 1
+
+
+def detect_workers(config: DetectConfig, live: bool, cores: int | None = None) -> tuple[int, int]:
+    """(inference workers, intra-op threads) for a run: see the module docstring for why."""
+    from lit_edge.device.tagger import cpu_workers
+
+    cores = cores or os.cpu_count() or 2
+    workers = config.workers or (1 if live else cpu_workers(cores))
+    threads = config.engine.backend.threads or max(1, cores // workers)
+    return workers, threads
 
 
 def run_detect(
@@ -74,7 +94,11 @@ def run_detect(
         )
     capture_args(spec, config.capture)  # a CSI camera without GStreamer fails here, before any I/O
     display = _Display() if config.display else None
-    engine = engine or Engine(config.engine)
+    workers, threads = detect_workers(config, spec.live)
+    if engine is None:
+        engine = Engine(replace(config.engine, backend=replace(config.engine.backend, threads=threads)))
+    if engine.backend.name != "onnxruntime-cpu" and not config.workers:
+        workers = 1  # a GPU is fed by one worker; the source thread decodes meanwhile
     saver = FrameSaver(config.save_frames, config.save_quota_mb) if config.save_frames else None
     store = Store(config.db, batch=config.commit_every, flush_s=0.5, saver=saver)
     key = str(Path(spec.target).resolve()) if spec.kind == "video" else spec.address
@@ -87,9 +111,11 @@ def run_detect(
         bundle=engine.bundle,
         backend=engine.backend.name,
         flavour=engine.backend.flavour,
-        settings=asdict(config),
+        settings={**asdict(config), "plan": {"workers": workers, "threads": threads}},
     )
-    log.info("run %d: %s (%s) -> %s", run_id, config.source, spec.kind, config.db)
+    log.info(
+        "run %d: %s (%s) -> %s, %d inference worker(s)", run_id, config.source, spec.kind, config.db, workers
+    )
     stop = stop or threading.Event()
     t0 = time.perf_counter()
     last_status = t0
@@ -98,52 +124,80 @@ def run_detect(
     process_ms: list[float] = []  # taken from the queue -> logged (preprocess + inference)
     status = "finished"
     source.start()
+
+    def infer(batch: list) -> tuple[list, float]:
+        decisions = engine.classify_prepared([engine.prepare(f.rgb) for f in batch])
+        return decisions, time.perf_counter()
+
+    def log_batch(batch: list, started: float, decisions: list, done: float) -> bool:
+        """Record a classified batch; False when the user closed the display window."""
+        nonlocal frames, detections, last_status
+        for f, d in zip(batch, decisions, strict=True):
+            latencies.append((done - f.read_at) * 1000.0)
+            process_ms.append((done - started) * 1000.0)
+            confident = d.rank == "species" and d.score >= config.save_min_score
+            h, w = f.rgb.shape[:2]
+            store.put(
+                MediaRecord(
+                    path=key,
+                    frame_index=f.index,
+                    source=config.source,
+                    captured_at=f.captured_at,
+                    time_source=f.time_source,
+                    width=w,
+                    height=h,
+                    decision=d,
+                    frame=f.rgb if (saver and confident) else None,
+                )
+            )
+            frames += 1
+            if d.rank != "uncertain":
+                detections += 1
+                if config.print_detections:
+                    echo(f"{f.captured_at}  frame {f.index}  {d.rank} {d.name}  {d.score:.2f}")
+        if display is not None and not display.show(batch[-1].rgb, decisions[-1]):
+            return False  # the user closed the window ('q' or Esc)
+        if config.status_every_s and done - last_status >= config.status_every_s:
+            last_status = done
+            echo(_status_line(frames, done - t0, latencies, source, store))
+        return True
+
+    pool = ThreadPoolExecutor(workers, thread_name_prefix="lit-edge-infer") if workers > 1 else None
+    running: deque[tuple[list, float, Future]] = deque()  # oldest first: frames are logged in order
+
+    def finish(keep: int) -> bool:
+        while len(running) > keep:
+            batch, started, future = running.popleft()
+            if not log_batch(batch, started, *future.result()):
+                return False
+        return True
+
     try:
         while not stop.is_set():
             if config.duration_s and time.perf_counter() - t0 >= config.duration_s:
                 break
             first = source.get(timeout=0.2)
             if first is None:
-                if source.exhausted:
+                if not finish(0) or source.exhausted:
                     break
                 continue
             started = time.perf_counter()
             batch = [first]
             while len(batch) < config.batch_size and (nxt := source.queue.get(0)) is not None:
                 batch.append(nxt)
-            decisions = engine.classify_prepared([engine.prepare(f.rgb) for f in batch])
-            done = time.perf_counter()
-            for f, d in zip(batch, decisions, strict=True):
-                latencies.append((done - f.read_at) * 1000.0)
-                process_ms.append((done - started) * 1000.0)
-                confident = d.rank == "species" and d.score >= config.save_min_score
-                h, w = f.rgb.shape[:2]
-                store.put(
-                    MediaRecord(
-                        path=key,
-                        frame_index=f.index,
-                        source=config.source,
-                        captured_at=f.captured_at,
-                        time_source=f.time_source,
-                        width=w,
-                        height=h,
-                        decision=d,
-                        frame=f.rgb if (saver and confident) else None,
-                    )
-                )
-                frames += 1
-                if d.rank != "uncertain":
-                    detections += 1
-                    if config.print_detections:
-                        echo(f"{f.captured_at}  frame {f.index}  {d.rank} {d.name}  {d.score:.2f}")
-            if display is not None and not display.show(batch[-1].rgb, decisions[-1]):
-                break  # the user closed the window ('q' or Esc)
-            if config.status_every_s and done - last_status >= config.status_every_s:
-                last_status = done
-                echo(_status_line(frames, done - t0, latencies, source, store))
+            if pool is None:
+                if not log_batch(batch, started, *infer(batch)):
+                    break
+                continue
+            running.append((batch, started, pool.submit(infer, batch)))
+            if not finish(workers - 1):  # a batch waits for a free worker in the source's queue
+                break
+        finish(0)
         if stop.is_set():
             status = "interrupted"
     finally:
+        if pool is not None:
+            pool.shutdown(wait=True)
         if display is not None:
             display.close()
         source.stop()
@@ -160,6 +214,7 @@ def run_detect(
         process_ms=process_ms,
         source_error=source.error,
         summary=summary(config.db, run_id),
+        workers=workers,
     )
 
 
