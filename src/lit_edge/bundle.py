@@ -7,6 +7,7 @@ A bundle is a folder (or a ``.tar`` of one) written by ``lit-edge export bundle`
     image_int8_cpu.onnx      the same, explicit INT8 (QDQ), u8 activations / s8 weights
     image_int8_tensorrt.onnx the same, symmetric s8/s8 QDQ for TensorRT's explicit quantization
     labels.csv               one row per class: id, scientific name, common name, each rank
+                             (rows named ``blank`` are background rows, see :data:`BLANK`)
     text_embeddings.npy      C x D float32, L2-normalised (loaded with allow_pickle=False)
     engines/                 TensorRT engines built on the device (not part of the checksummed set)
 
@@ -36,6 +37,10 @@ FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 RANKS = ("kingdom", "phylum", "class", "order", "family", "genus", "species")
 LABEL_COLUMNS = ("id", "scientific_name", "common_name", *RANKS)
+#: ``scientific_name`` of a background row ("no animal here"). A bundle may hold any number of them
+#: (the starter has one per non-animal ImageNet class); the runtime sums their probabilities into one
+#: ``blank`` outcome and never reports them as species. Bundles without them behave as before.
+BLANK = "blank"
 #: Image tower flavours, best first for a CPU host.
 FLAVOURS = ("int8_cpu", "fp32", "int8_tensorrt")
 
@@ -145,6 +150,11 @@ class Label:
 
     def rank(self, name: str) -> str:
         return dict(self.ranks).get(name, "")
+
+    @property
+    def is_blank(self) -> bool:
+        """A background row (:data:`BLANK`): evidence for "no animal", not a taxon."""
+        return self.scientific_name.casefold() == BLANK
 
     @property
     def display(self) -> str:

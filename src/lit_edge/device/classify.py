@@ -5,6 +5,14 @@ is below ``threshold`` or not ``margin`` ahead of the runner-up, the probabiliti
 taxon at each higher rank (genus, family, ...) and the lowest rank whose best taxon clears the
 threshold is the decision; if none does, the decision is ``uncertain``. Restricting the list
 (``--species``) renormalises the softmax over the kept classes only, as if the others did not exist.
+
+Background rows (``labels.csv`` rows named ``blank``, see :data:`lit_edge.bundle.BLANK`) are the
+bundle's evidence for "no animal here". They share the one softmax with the species, so a photo's
+probability is split between species and background; their probabilities are summed, and when that
+*blank mass* reaches ``blank_threshold`` (default one half: more likely empty than any animal at
+all) the decision is ``blank``. Otherwise the species decide as above, on their own probabilities
+(not renormalised: mass the background took is doubt, and may push a species into a roll-up).
+Background rows are never in the top-k, never rolled up, and always survive ``--species``.
 """
 
 from __future__ import annotations
@@ -14,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lit_edge.bundle import RANKS, Label
+from lit_edge.bundle import BLANK, RANKS, Label
 from lit_edge.errors import UserError
 
 ROLLUP_RANKS = tuple(reversed(RANKS[:-1]))  # genus, family, order, class, phylum, kingdom
@@ -28,6 +36,7 @@ class ClassifyConfig:
     threshold: float = 0.5  # probability the decision must reach
     margin: float = 0.1  # how far the best species must lead the runner-up to be named
     species_file: Path | None = None  # restrict to these scientific names (one per line)
+    blank_threshold: float = 0.5  # summed background probability at which a photo is 'blank'
 
 
 @dataclass(frozen=True)
@@ -44,9 +53,9 @@ class Decision:
 
     top: tuple[Prediction, ...]
     label_id: int | None  # the class id when decided at species rank
-    name: str  # scientific name, the rolled-up taxon's name, or 'uncertain'
-    rank: str  # species | genus | ... | uncertain
-    score: float
+    name: str  # scientific name, the rolled-up taxon's name, 'uncertain' or 'blank'
+    rank: str  # species | genus | ... | uncertain | blank
+    score: float  # probability of the decision (for blank: the summed background probability)
 
 
 def read_species_file(path: Path, labels: list[Label]) -> np.ndarray:
@@ -56,7 +65,7 @@ def read_species_file(path: Path, labels: list[Label]) -> np.ndarray:
     except OSError as exc:
         raise UserError(f"cannot read species file {path}: {exc.strerror}; check the --species path") from exc
     wanted = [ln.split("#", 1)[0].strip() for ln in lines]
-    wanted = [w for w in wanted if w and w.lower() != "scientific_name"]
+    wanted = [w for w in wanted if w and w.lower() not in ("scientific_name", BLANK)]
     by_name = {lab.scientific_name.lower(): i for i, lab in enumerate(labels)}
     unknown = [w for w in wanted if w.lower() not in by_name]
     if unknown:
@@ -71,7 +80,11 @@ def read_species_file(path: Path, labels: list[Label]) -> np.ndarray:
 
 
 class Classifier:
-    """Scores ``logit_scale * emb @ M.T (+ bias)`` over the (restricted) species list."""
+    """Scores ``logit_scale * emb @ M.T (+ bias)`` over the (restricted) species list.
+
+    Columns of :meth:`probabilities` are ``labels`` (the species) then ``blank_labels`` (the
+    background rows, empty for a bundle without them).
+    """
 
     def __init__(
         self,
@@ -82,12 +95,13 @@ class Classifier:
         config: ClassifyConfig,
     ):
         self.config = config
-        keep = (
-            read_species_file(config.species_file, labels)
-            if config.species_file
-            else np.arange(len(labels), dtype=np.int64)
-        )
-        self.labels = [labels[i] for i in keep]
+        blank = [i for i, lab in enumerate(labels) if lab.is_blank]
+        species = [i for i, lab in enumerate(labels) if not lab.is_blank]
+        if config.species_file:
+            species = [int(i) for i in read_species_file(config.species_file, labels) if i not in blank]
+        self.labels = [labels[i] for i in species]
+        self.blank_labels = [labels[i] for i in blank]
+        keep = np.array(species + blank, dtype=np.int64)
         self.matrix_t = np.ascontiguousarray(text_embeddings[keep].T, dtype=np.float32)  # D x C
         self.logit_scale = float(logit_scale)
         self.logit_bias = 0.0 if logit_bias is None else float(logit_bias)
@@ -118,6 +132,9 @@ class Classifier:
 
     def __call__(self, embeddings: np.ndarray) -> list[Decision]:
         probs = self.probabilities(embeddings)
+        n = len(self.labels)
+        blank = probs[:, n:].sum(axis=1) if self.blank_labels else None
+        probs = probs[:, :n]
         k = min(self.config.top_k, probs.shape[1])
         order = np.argsort(-probs, axis=1, kind="stable")[:, : max(k, 2)]
         rolled = [(rank, taxa, probs @ onehot) for rank, taxa, onehot in self._groups]
@@ -132,7 +149,10 @@ class Classifier:
                 )
                 for j in order[i, :k]
             )
-            out.append(self._decide(i, top, probs[i, order[i]], rolled))
+            if blank is not None and blank[i] >= self.config.blank_threshold:
+                out.append(Decision(top, None, BLANK, BLANK, float(blank[i])))
+            else:
+                out.append(self._decide(i, top, probs[i, order[i]], rolled))
         return out
 
     def _decide(self, i: int, top: tuple[Prediction, ...], sorted_probs: np.ndarray, rolled) -> Decision:

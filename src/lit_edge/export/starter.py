@@ -4,13 +4,21 @@ Takes the starter checkpoint (built on first use by :mod:`lit_edge.starter`, or 
 folder given), the starter species list, and calibration photos (a folder, or crops of the sample
 photos that ship with scikit-image/scikit-learn), and writes the default bundle. An up-to-date bundle
 (same fingerprint of every input) is reused, so running it again costs a checksum pass.
+
+The starter bundle also carries background rows (``blank``, :mod:`lit_edge.starter.blank`) so that
+an empty frame is reported as blank instead of the nearest animal. They are recorded apart from the
+bundle's fingerprint (``extra["background"]``): a bundle made before them, or by an older recipe,
+gets them added or replaced in seconds, without re-exporting or re-quantizing its towers.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import numpy as np
 
 from lit_edge import paths
 from lit_edge.errors import UserError
@@ -29,6 +37,7 @@ class StarterBundleConfig:
     out: Path | None = None
     calib_images: int = 256
     bundle: BundleConfig = field(default_factory=BundleConfig)
+    blank: bool = True  # add the background rows (the starter's class space only)
 
 
 def starter_checkpoint(checkpoint: Path | None) -> Path:
@@ -62,10 +71,59 @@ def ensure_starter_bundle(cfg: StarterBundleConfig = StarterBundleConfig(), forc
     species = starter_species(cfg.species)
     bcfg = replace(cfg.bundle, calib_images=cfg.calib_images)
     fp = fingerprint(ckpt, species, cfg.calib, bcfg)
-    if not force and is_up_to_date(out, fp):
+    blank = background_recipe(ckpt) if cfg.blank else None
+    if force or not is_up_to_date(out, fp):
+        from lit_edge.model import load_checkpoint
+
+        build_bundle(load_checkpoint(ckpt), species, out, cfg.calib, bcfg, checkpoint=ckpt)
+    elif _background(out) == blank:
         log.info("starter bundle is up to date: %s", out)
         return out
-    from lit_edge.model import load_checkpoint
+    add_background(out, blank)
+    return out
 
-    model = load_checkpoint(ckpt)
-    return build_bundle(model, species, out, cfg.calib, bcfg, checkpoint=ckpt)
+
+def background_recipe(checkpoint: Path) -> dict | None:
+    """What the background rows of a bundle from ``checkpoint`` are made by; None when the model's
+    embedding is not the starter's class space (a trained LiT model has no ImageNet classes)."""
+    try:
+        image = json.loads((checkpoint / "config.json").read_text(encoding="utf-8"))["model"]["image"]
+    except (OSError, KeyError, TypeError, json.JSONDecodeError):
+        return None
+    if image.get("embed") != "class_dist" or int(image.get("num_classes", 0)) != 1000:
+        return None
+    from lit_edge.starter import blank
+
+    return {
+        "recipe": blank.RECIPE_VERSION,
+        "kind": "imagenet-non-animal",
+        "max_group": blank.MAX_GROUP,
+        "claim_share": blank.CLAIM_SHARE,
+    }
+
+
+def _background(out: Path) -> dict | None:
+    from lit_edge import bundle as bf
+
+    info = dict(bf.load(out, verify=False).manifest.extra.get("background") or {})
+    info.pop("rows", None)
+    return info or None
+
+
+def add_background(out: Path, recipe: dict | None) -> Path:
+    """Write (or, with ``recipe`` None, remove) the starter's background rows in bundle ``out``."""
+    from lit_edge import bundle as bf
+    from lit_edge.export.species import set_background
+
+    if recipe is None:
+        if _background(out) is not None:
+            set_background(out, [], np.zeros((0, 0), np.float32), {})
+        return out
+    from lit_edge.starter.blank import background_rows, claimed_classes
+
+    b = bf.load(out)
+    species = b.text_embeddings[[i for i, lab in enumerate(b.labels) if not lab.is_blank]]
+    rows = background_rows(
+        0, species.shape[1], claimed_classes(species, recipe["claim_share"]), recipe["max_group"]
+    )
+    return set_background(out, rows.labels, rows.matrix, recipe)
