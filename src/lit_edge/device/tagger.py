@@ -113,9 +113,10 @@ def plan(config: TagConfig, backend_name: str | None = None, cores: int | None =
 def auto_batch_size(backend_name: str) -> int:
     """Small batches on CPU, larger on a GPU.
 
-    On a CPU a convolutional tower costs the same per image at batch 1 or 32, but ONNX Runtime's
-    activation arena grows with the batch (EfficientNet-Lite0: about 25 MB per image in flight), so
-    a batch of 2 keeps ``tag`` well inside its 250 MB memory budget. A GPU needs batches to be busy.
+    On a CPU a convolutional tower costs about the same per image at batch 1 or 32 (batch 8 was
+    slower here), but ONNX Runtime's activation arena grows with the images in flight
+    (EfficientNet-Lite0 INT8: 10-20 MB each), and every worker has a batch in flight: a batch of 2
+    keeps ``tag`` well inside its 250 MB memory budget. A GPU needs batches to be busy.
     """
     return 2 if backend_name == "onnxruntime-cpu" else 16
 
