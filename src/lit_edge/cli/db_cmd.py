@@ -30,7 +30,7 @@ class XmpStyle(str, Enum):
     lightroom = "lightroom"
 
 
-@app.command("summary", help="Counts per species, per day, and failures by reason.")
+@app.command("summary", help="Counts per species, blanks, per day, and failures by reason.")
 def summary(db: Db) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -40,7 +40,7 @@ def summary(db: Db) -> None:
 
     s = summarise(read_detections(db))
     console = Console()
-    typer.echo(f"{db}: {s.total} media, {s.done} classified, {s.failed} failed")
+    typer.echo(f"{db}: {s.total} media, {s.done} classified ({s.blank} blank), {s.failed} failed")
     t = Table(title="Per species")
     for col in ("species", "common name", "rank", "photos", "mean score"):
         t.add_column(col, justify="right" if col in ("photos", "mean score") else "left")
@@ -48,10 +48,10 @@ def summary(db: Db) -> None:
         t.add_row(sc.name, sc.common_name, sc.rank, str(sc.count), f"{sc.mean_score:.2f}")
     console.print(t)
     t = Table(title="Per day")
-    for col in ("day", "photos", "named"):
+    for col in ("day", "photos", "named", "blank"):
         t.add_column(col, justify="left" if col == "day" else "right")
     for day, n in s.per_day.items():
-        t.add_row(day, str(n["media"]), str(n["named"]))
+        t.add_row(day, str(n["media"]), str(n["named"]), str(n["blank"]))
     console.print(t)
     t = Table(title="Observation types")
     t.add_column("type")

@@ -48,7 +48,7 @@ def classify_media(m: MediaRecord, rule: DecisionRule) -> Classification:
     if score is not None and score < rule.min_score:
         return Classification(UNKNOWN)
     lowered = name.lower()
-    if lowered in rule.blank_names:
+    if rank == BLANK or lowered in rule.blank_names:
         return Classification(BLANK, probability=score)
     kind = HUMAN if lowered in rule.human_names else VEHICLE if lowered in rule.vehicle_names else ANIMAL
     return Classification(kind, scientific_name=name, rank=rank or "species", probability=score)

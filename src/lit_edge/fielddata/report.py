@@ -234,9 +234,9 @@ def render_report(det: Detections, cfg: FieldDataConfig) -> str:
 <script>{SCRIPT}</script></head>
 <body>
 <h1>lit-edge report: {_e(det.db.name)}</h1>
-<p class="meta">{s.total} media, {s.done} classified, {s.failed} failed ({_e(types)}). Generated {generated} by lit-edge {__version__}.</p>
+<p class="meta">{s.total} media, {s.done} classified ({s.blank} blank), {s.failed} failed ({_e(types)}). Generated {generated} by lit-edge {__version__}.</p>
 <pre id="js-errors"></pre>
-<h2>Species</h2>{_species_table(s)}
+<h2>Species</h2><p class="meta" id="blank-count">Blank (no animal): {s.blank} photos.</p>{_species_table(s)}
 {bar_chart([(sc.name, sc.count) for sc in s.species[:25]])}
 <h2>Detections over time</h2>{timeline_chart(s.per_day)}
 <h2>Photos per species</h2>{_thumbs(det, cfg, s)}

@@ -1,4 +1,4 @@
-"""Counts of a detection database: per species, per day, and failures by reason.
+"""Counts of a detection database: per species, blanks, per day, and failures by reason.
 
 Shared by ``lit-edge db summary`` (printed as tables) and the HTML report, so both always agree.
 """
@@ -9,7 +9,7 @@ from collections import Counter
 from dataclasses import dataclass
 
 from lit_edge.fielddata.config import DecisionRule
-from lit_edge.fielddata.events import classify_media
+from lit_edge.fielddata.events import BLANK, classify_media
 from lit_edge.fielddata.records import Detections, MediaRecord
 
 
@@ -32,8 +32,13 @@ class Summary:
     failed: int
     by_type: dict[str, int]
     species: tuple[SpeciesCount, ...]
-    per_day: dict[str, dict[str, int]]  # day -> {"media": n, "named": n}
+    per_day: dict[str, dict[str, int]]  # day -> {"media": n, "named": n, "blank": n}
     failures: dict[str, int]  # reason -> count
+
+    @property
+    def blank(self) -> int:
+        """Photos decided empty (no animal): camera traps' most common answer, counted apart."""
+        return self.by_type.get(BLANK, 0)
 
 
 def failure_reason(m: MediaRecord) -> str:
@@ -56,8 +61,9 @@ def summarise(det: Detections, rule: DecisionRule | None = None) -> Summary:
     for m in det.media:
         c = classify_media(m, rule)
         by_type[c.observation_type] += 1
-        day = per_day.setdefault(_day(m.captured_at), {"media": 0, "named": 0})
+        day = per_day.setdefault(_day(m.captured_at), {"media": 0, "named": 0, "blank": 0})
         day["media"] += 1
+        day["blank"] += c.observation_type == BLANK
         if not m.ok:
             failures[failure_reason(m)] += 1
         if c.scientific_name:

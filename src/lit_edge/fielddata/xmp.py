@@ -20,7 +20,7 @@ from pathlib import Path
 
 from lit_edge.errors import UserError
 from lit_edge.fielddata.config import FieldDataConfig
-from lit_edge.fielddata.events import ANIMAL, HUMAN, VEHICLE, classify_media
+from lit_edge.fielddata.events import ANIMAL, BLANK, HUMAN, VEHICLE, classify_media
 from lit_edge.fielddata.progress import track
 from lit_edge.fielddata.records import Detections
 from lit_edge.fielddata.taxa import Taxon, load_taxonomy
@@ -71,6 +71,11 @@ class Keywords:
     def for_taxon(cls, t: Taxon) -> Keywords:
         flat = (t.name, t.common_name) if t.common_name else (t.name,)
         return cls(flat=flat, paths=(t.path,))
+
+    @classmethod
+    def blank(cls) -> Keywords:
+        """A top-level ``blank`` tag: empty frames are what a photo manager is asked to filter out."""
+        return cls(flat=(BLANK,), paths=((BLANK,),))
 
 
 def _empty_packet() -> ET.ElementTree:
@@ -159,7 +164,8 @@ def write_sidecar(photo: Path, kw: Keywords, style: str = "digikam", target: Pat
 
 
 def write_xmp(det: Detections, out: Path | None, cfg: FieldDataConfig) -> list[Path]:
-    """A sidecar for every photo decided animal/human/vehicle; beside the photo, or under ``out``.
+    """A sidecar for every photo decided animal/human/vehicle (its taxon) or blank (a ``blank`` tag);
+    beside the photo, or under ``out``.
 
     With ``out``, sidecars mirror the photos' tree under that folder (for read-only cards);
     returns the sidecars written.
@@ -172,7 +178,8 @@ def write_xmp(det: Detections, out: Path | None, cfg: FieldDataConfig) -> list[P
     written = []
     for m in track(photos, len(photos), "XMP sidecars"):
         c = classify_media(m, cfg.rule)
-        if c.observation_type not in (ANIMAL, HUMAN, VEHICLE) or not c.scientific_name:
+        named = c.observation_type in (ANIMAL, HUMAN, VEHICLE) and c.scientific_name
+        if not named and c.observation_type != BLANK:
             continue
         photo = Path(m.path)
         target = None
@@ -180,6 +187,9 @@ def write_xmp(det: Detections, out: Path | None, cfg: FieldDataConfig) -> list[P
             target = sidecar_path(Path(out) / photo.relative_to(root), cfg.xmp_style)
         elif not photo.parent.is_dir():
             log.warning("skipping %s: its folder is not here (pass -o to write sidecars elsewhere)", photo)
+            continue
+        if not named:
+            written.append(write_sidecar(photo, Keywords.blank(), cfg.xmp_style, target))
             continue
         taxon = taxonomy.taxon(c.scientific_name, c.rank)
         if not taxon.common_name:  # no bundle at hand: the database's predictions carry it too
