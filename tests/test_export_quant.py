@@ -13,7 +13,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from lit_edge.bundle import Preprocess
-from lit_edge.export import biascorr, calib, quantize, ranges
+from lit_edge.export import biascorr, calib, fold, quantize, ranges
 
 SIZE = 32
 
@@ -30,10 +30,16 @@ def _tower(path: Path, seed: int = 0) -> Path:
     def conv(i, x, cin, cout, k, stride=1, group=1, relu=True):
         init(f"w{i}", rng.normal(0, np.sqrt(2 / (cin // group * k * k)), (cout, cin // group, k, k)))
         init(f"b{i}", rng.normal(0, 0.1, cout))
+        pads = [k // 2] * 4
+        if stride == 2:  # timm's TF 'SAME': an explicit, asymmetric Pad node before the conv
+            pads = numpy_helper.from_array(np.array([0, 0, 0, 0, 0, 0, 1, 1], np.int64))
+            nodes.append(helper.make_node("Constant", [], [f"p{i}"], name=f"const{i}", value=pads))
+            nodes.append(helper.make_node("Pad", [x, f"p{i}"], [f"x{i}"], name=f"pad{i}", mode="constant"))
+            x, pads = f"x{i}", [0, 0, 0, 0]
         nodes.append(
             helper.make_node(
                 "Conv", [x, f"w{i}", f"b{i}"], [f"c{i}"], name=f"conv{i}", kernel_shape=[k, k],
-                strides=[stride, stride], pads=[k // 2] * 4, group=group,
+                strides=[stride, stride], pads=pads, group=group,
             )
         )  # fmt: skip
         if not relu:
@@ -130,6 +136,20 @@ def test_bias_correction_removes_the_mean_shift_of_rounded_weights(tower, tmp_pa
 
 def test_bias_correction_leaves_a_float_graph_alone(tower, tmp_path):
     assert biascorr.correct(tower, tower, _crops(4, seed=0), tmp_path / "same.onnx") == []
+
+
+def test_pads_fold_into_convs_exactly(tower, tmp_path):
+    model = onnx.load(tower)
+    assert fold.fold_pads(model) == 1
+    assert "Pad" not in {n.op_type for n in model.graph.node}
+    onnx.checker.check_model(model, full_check=True)
+    onnx.save(model, tmp_path / "folded.onnx")
+    images = _crops(4, seed=3)
+    np.testing.assert_array_equal(_run(tmp_path / "folded.onnx", images), _run(tower, images))
+    q = quantize.quantize(
+        tower, tmp_path / "q.onnx", _crops(8, seed=0), quantize.QuantConfig("cpu", "minmax")
+    )
+    assert "Pad" not in {n.op_type for n in onnx.load(q).graph.node}
 
 
 def test_keep_convs_positions_stay_float_and_the_rest_is_int8(tower, tmp_path):

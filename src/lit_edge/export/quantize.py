@@ -24,7 +24,7 @@ import numpy as np
 import onnx
 
 from lit_edge.errors import UserError
-from lit_edge.export import biascorr, ranges
+from lit_edge.export import biascorr, fold, ranges
 from lit_edge.export.ranges import RangeConfig
 
 log = logging.getLogger(__name__)
@@ -60,7 +60,8 @@ class QuantConfig:
     keep_nodes: tuple[str, ...] = ()  # further node names kept float
     # fold the mean output shift of int8 weight rounding back into each conv's bias (biascorr.py)
     bias_correction: bool = False
-    preprocess: bool = True  # onnxruntime's quant_pre_process (shape inference + graph optimisation)
+    preprocess: bool = True
+    fold_pads: bool = True  # explicit zero Pads into the next Conv (fold.py: ORT runs them in float)  # onnxruntime's quant_pre_process (shape inference + graph optimisation)
     batch: int = 16
     op_types: tuple[str, ...] = OP_TYPES
     extra: dict = field(default_factory=dict)  # passed on to quantize_static's extra_options
@@ -88,6 +89,10 @@ def nodes_for_roles(
     pool_idx = max((i for i, n in enumerate(nodes) if n.op_type in _POOLS), default=None)
     names: list[str] = [n.name for n in convs[:first]]
     names += [convs[i].name for i in positions if -len(convs) <= i < len(convs)]
+    if convs and (convs[0].name in names or "first_conv" in roles):
+        # a float first conv wants float input: keep the input normalisation float too (quantized,
+        # it runs as Q -> QLinearMul -> QLinearAdd -> DQ, slower than the float ops and lossy)
+        names += [n.name for n in nodes[: nodes.index(convs[0])]]
     if "first_conv" in roles and convs:
         names.append(convs[0].name)
     if "last_conv" in roles and convs:
@@ -105,6 +110,8 @@ def _prepared(fp32: Path, cfg: QuantConfig, dst: Path) -> onnx.ModelProto:
 
         quant_pre_process(model, str(dst), skip_symbolic_shape=True)
         model = onnx.load(dst)
+    if cfg.fold_pads:
+        log.debug("folded %d Pad nodes into convs", fold.fold_pads(model))
     _ensure_names(model)
     onnx.save(model, dst)
     return model
