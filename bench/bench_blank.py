@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -116,6 +117,16 @@ def variants(species: list[bf.Label], sp_matrix: np.ndarray, dim: int) -> list[V
     ]
 
 
+def per_image_us(clf: Classifier, batch: np.ndarray, repeats: int = 20) -> float:
+    """Best-of-``repeats`` time of ``clf`` (scores, softmax, top-k, roll-up, blank) per image."""
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        clf(batch)
+        best = min(best, time.perf_counter() - t0)
+    return 1e6 * best / len(batch)
+
+
 def rate(decisions, pred) -> float:
     return 100.0 * sum(1 for d in decisions if pred(d)) / max(1, len(decisions))
 
@@ -177,6 +188,15 @@ def main() -> None:
             shipped = clf
         if v.name.endswith("(before)"):
             before = clf
+    print()
+    batch = np.concatenate([non_animal, animal])[:64]
+    cost = {name: per_image_us(c, batch) for name, c in (("before", before), ("shipped", shipped))}
+    print(
+        f"decision cost per image (batch {len(batch)}, {len(before.labels)} vs "
+        f"{len(shipped.labels) + len(shipped.blank_labels)} rows): before {cost['before']:.1f} us, "
+        f"shipped {cost['shipped']:.1f} us ({cost['shipped'] / cost['before']:.1f}x; the INT8 tower "
+        "takes ~2,000 us)"
+    )
     print()
     print("| photo | before: decision (p) | shipped: decision (p) | shipped: blank of photo+crops |")
     print("|---|---|---|---:|")
