@@ -105,8 +105,10 @@ def background_recipe(checkpoint: Path) -> dict | None:
 def _background(out: Path) -> dict | None:
     from lit_edge import bundle as bf
 
-    info = dict(bf.load(out, verify=False).manifest.extra.get("background") or {})
-    info.pop("rows", None)
+    b = bf.load(out, verify=False)
+    info = dict(b.manifest.extra.get("background") or {})
+    if info.pop("rows", None) != sum(lab.is_blank for lab in b.labels):
+        return None  # rows lost since (a full species replacement): make them again
     return info or None
 
 
