@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 
 from bundle_factory import COLOURS, make_bundle, solid
 from lit_edge.cli.app import app
+from lit_edge.device.backends import BackendConfig
 from lit_edge.device.live import DetectConfig, run_detect
 from lit_edge.device.pipeline import EngineConfig
 from lit_edge.device.sources import CaptureConfig
@@ -314,11 +315,11 @@ def test_video_with_several_workers_logs_the_same_frames_in_order(tmp_path, bund
     assert [p["workers"] for p in plans] == [1, 3]
 
 
-def test_live_sources_default_to_one_worker_and_videos_to_one_per_core():
+def test_detect_shares_the_cores_out_among_its_workers():
     from lit_edge.device.live import detect_workers
 
-    cfg = DetectConfig(source="x")
-    assert detect_workers(cfg, live=True, cores=2) == (1, 2)  # latency: one call on every core
-    assert detect_workers(cfg, live=False, cores=2) == (2, 1)  # throughput: a call per core
-    assert detect_workers(cfg, live=False, cores=16) == (4, 4)
-    assert detect_workers(DetectConfig(source="x", workers=2), live=True, cores=2) == (2, 1)
+    assert detect_workers(DetectConfig(source="x"), cores=2) == (1, 2)  # default: one call on every core
+    assert detect_workers(DetectConfig(source="x", workers=2), cores=2) == (2, 1)
+    assert detect_workers(DetectConfig(source="x", workers=3), cores=16) == (3, 5)
+    threads = EngineConfig(backend=BackendConfig(threads=3))
+    assert detect_workers(DetectConfig(source="x", workers=2, engine=threads), cores=2) == (2, 3)

@@ -65,11 +65,11 @@ def detect(
         int,
         typer.Option(
             "--workers",
-            min=0,
-            help="Inference workers (0 = 1 for a live source: lowest latency; one per core up to 4 "
-            "for a video file on CPU: most frames/s).",
+            min=1,
+            help="Inference workers, batches side by side on cores / workers threads each "
+            "(1 = lowest latency; more may help a video file on a many-core CPU).",
         ),
-    ] = 0,
+    ] = 1,
     reconnect: Annotated[
         bool, typer.Option("--reconnect/--no-reconnect", help="Reopen a live source that drops.")
     ] = True,

@@ -7,10 +7,12 @@ store's writer thread. SIGINT/SIGTERM set a stop event: the current batch finish
 flushed, the run is marked and the command exits 0. A video file ends the run when it ends; a
 live stream that drops is reopened by the source with backoff.
 
-Latency first for a live source: one inference worker, the model on every core for each batch.
-A video file drops no frame and nobody waits on the next one, so there throughput counts: by
-default it gets ``lit-edge tag``'s plan, several workers of one intra-op thread each sharing one
-session (see :mod:`lit_edge.device.tagger`), with results still logged in frame order.
+By default one inference worker runs the model on every core for each batch: a live camera needs
+each frame's latency low. ``workers`` > 1 runs batches side by side, each on fewer intra-op
+threads, with results still logged in frame order; that is ``lit-edge tag``'s plan (see
+:mod:`lit_edge.device.tagger`), but it is not the default for a video file either: the source
+thread's video decoding already fills the gaps the two-thread model leaves on 2 cores, and in
+``bench/bench_device.py`` two workers were not faster here.
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ class DetectConfig:
     engine: EngineConfig = field(default_factory=EngineConfig)
     capture: CaptureConfig = field(default_factory=CaptureConfig)
     batch_size: int = 2  # most frames per inference; a batch never waits to fill
-    workers: int = 0  # inference workers; 0 = 1 for a live source, one per core (<= 4) for a video file
+    workers: int = 1  # inference workers (batches run side by side); see the module docstring
     duration_s: float = 0.0  # stop after this many seconds (0 = until stopped / source ends)
     status_every_s: float = 10.0  # a status line this often (0 = never)
     print_detections: bool = True  # a line per decided (non-uncertain) frame
@@ -70,12 +72,10 @@ class DetectResult:
     workers: int = 1
 
 
-def detect_workers(config: DetectConfig, live: bool, cores: int | None = None) -> tuple[int, int]:
-    """(inference workers, intra-op threads) for a run: see the module docstring for why."""
-    from lit_edge.device.tagger import cpu_workers
-
+def detect_workers(config: DetectConfig, cores: int | None = None) -> tuple[int, int]:
+    """(inference workers, intra-op threads): the cores are shared out among the workers."""
     cores = cores or os.cpu_count() or 2
-    workers = config.workers or (1 if live else cpu_workers(cores))
+    workers = max(1, config.workers)
     threads = config.engine.backend.threads or max(1, cores // workers)
     return workers, threads
 
@@ -94,11 +94,9 @@ def run_detect(
         )
     capture_args(spec, config.capture)  # a CSI camera without GStreamer fails here, before any I/O
     display = _Display() if config.display else None
-    workers, threads = detect_workers(config, spec.live)
+    workers, threads = detect_workers(config)
     if engine is None:
         engine = Engine(replace(config.engine, backend=replace(config.engine.backend, threads=threads)))
-    if engine.backend.name != "onnxruntime-cpu" and not config.workers:
-        workers = 1  # a GPU is fed by one worker; the source thread decodes meanwhile
     saver = FrameSaver(config.save_frames, config.save_quota_mb) if config.save_frames else None
     store = Store(config.db, batch=config.commit_every, flush_s=0.5, saver=saver)
     key = str(Path(spec.target).resolve()) if spec.kind == "video" else spec.address
