@@ -110,10 +110,10 @@ def variants(species: list[bf.Label], sp_matrix: np.ndarray, dim: int) -> list[V
         Variant(
             f"1 row uniform over {len(rows.labels)}", np.concatenate([sp_matrix, uniform]), species + one
         ),
-        with_rows(0, shipped=MAX_GROUP == 0),
-        with_rows(0, 0.3),
-        with_rows(0, 0.8),
-        *(with_rows(g, shipped=g == MAX_GROUP) for g in (20, 50, 130, 400)),
+        *(with_rows(g, shipped=g == MAX_GROUP) for g in (0, 20, 50)),
+        with_rows(MAX_GROUP, 0.3),
+        with_rows(MAX_GROUP, 0.8),
+        *(with_rows(g, shipped=g == MAX_GROUP) for g in (130, 400)),
     ]
 
 
