@@ -261,3 +261,10 @@ def test_starter_background_rows_are_the_non_animal_classes_not_claimed_by_a_spe
     assert len(load(folder).labels) == 4 + len(singles)
     add_background(folder, None)  # and a model without the class space has none
     assert len(load(folder).labels) == 4
+
+
+def test_a_list_of_background_rows_only_is_one_clear_error():
+    from lit_edge.errors import UserError
+
+    with pytest.raises(UserError, match="only background"):
+        _clf(LABELS[2:])

@@ -99,6 +99,8 @@ class Classifier:
         species = [i for i, lab in enumerate(labels) if not lab.is_blank]
         if config.species_file:
             species = [int(i) for i in read_species_file(config.species_file, labels) if i not in blank]
+        if not species:
+            raise UserError("the bundle's species list holds only background (blank) rows; re-export it")
         self.labels = [labels[i] for i in species]
         self.blank_labels = [labels[i] for i in blank]
         keep = np.array(species + blank, dtype=np.int64)
