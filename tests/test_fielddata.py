@@ -350,7 +350,12 @@ def test_summary_counts(field):
         "2024-05-02": {"media": 2, "named": 1, "blank": 0},
     }
     assert s.failures == {"cannot decode image": 1}
-    for text in ("Vulpes vulpes", "2024-05-02", "cannot decode image", "6 media, 5 classified (0 blank), 1 failed"):
+    for text in (
+        "Vulpes vulpes",
+        "2024-05-02",
+        "cannot decode image",
+        "6 media, 5 classified (0 blank), 1 failed",
+    ):
         assert text in r.output
 
 
