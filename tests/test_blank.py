@@ -224,6 +224,12 @@ def test_tag_decides_blank_and_field_data_says_so(bundle, tmp_path):
         "Rubra rosea",
     )
 
+    xmp = tmp_path / "xmp"
+    r = runner.invoke(app, ["db", "export", str(db), "--format", "xmp", "-o", str(xmp)])
+    assert r.exit_code == 0 and "wrote 2 XMP sidecar(s)" in r.output, r.output
+    empty = (xmp / "empty.jpg.xmp").read_text(encoding="utf-8")
+    assert "<rdf:li>blank</rdf:li>" in empty and "Rubra" not in empty
+
 
 # --- the starter's background rows (real WordNet 3.0, as the starter itself needs) --------------
 
