@@ -61,6 +61,7 @@ def test_background_wins_is_blank_and_top_k_holds_species_only():
     p = _softmax([0, 0, SCALE, 0])
     assert d.score == pytest.approx(p[2] + p[3], abs=1e-5)
     assert [t.scientific_name for t in d.top] == ["Rubra rosea", "Rubra purpurea"]
+    assert not d.named  # what live detection prints and saves frames for
 
 
 def test_background_rows_add_up_against_a_stronger_species():
@@ -81,7 +82,7 @@ def test_background_rows_add_up_against_a_stronger_species():
 
 def test_species_that_wins_is_decided_as_before():
     (d,) = _clf()(_emb(1.0, 0.0, 0.2, 0.2))
-    assert (d.rank, d.name, d.label_id) == ("species", "Rubra rosea", 0)
+    assert (d.rank, d.name, d.label_id) == ("species", "Rubra rosea", 0) and d.named
     (d,) = _clf()(_emb(1.0, 1.0, 0.2, 0.0))  # between two species of a genus: roll-up
     assert (d.rank, d.name) == ("genus", "Rubra")
 

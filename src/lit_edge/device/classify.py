@@ -26,6 +26,7 @@ from lit_edge.bundle import BLANK, RANKS, Label
 from lit_edge.errors import UserError
 
 ROLLUP_RANKS = tuple(reversed(RANKS[:-1]))  # genus, family, order, class, phylum, kingdom
+UNCERTAIN = "uncertain"
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,11 @@ class Decision:
     name: str  # scientific name, the rolled-up taxon's name, 'uncertain' or 'blank'
     rank: str  # species | genus | ... | uncertain | blank
     score: float  # probability of the decision (for blank: the summed background probability)
+
+    @property
+    def named(self) -> bool:
+        """A taxon was named (a species or a roll-up): not ``uncertain``, not ``blank``."""
+        return self.rank not in (UNCERTAIN, BLANK)
 
 
 def read_species_file(path: Path, labels: list[Label]) -> np.ndarray:
@@ -167,4 +173,4 @@ class Classifier:
             j = int(np.argmax(sums[i]))
             if sums[i, j] >= cfg.threshold:
                 return Decision(top, None, taxa[j], rank, float(sums[i, j]))
-        return Decision(top, None, "uncertain", "uncertain", best)
+        return Decision(top, None, UNCERTAIN, UNCERTAIN, best)
