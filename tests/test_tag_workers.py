@@ -7,6 +7,7 @@ a real SQLite file, the real CLI.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import subprocess
 import sys
@@ -180,3 +181,19 @@ def test_the_store_does_not_import_pandas_but_pandas_still_works():
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr[-2000:]
     assert r.stdout.strip() == "(1, 1)"
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="CPU affinity is Linux-only")
+def test_auto_plan_follows_the_cores_this_process_may_use():
+    """Pinned to one core (taskset, a container's cpuset), auto means one worker of one thread."""
+    code = (
+        "import os\n"
+        "os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})\n"
+        "from pathlib import Path\n"
+        "from lit_edge.device.tagger import TagConfig, plan\n"
+        "p = plan(TagConfig(source='x', db=Path('x.db')), 'onnxruntime-cpu')\n"
+        "print(p.workers, p.threads, p.decoders)\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.split() == ["1", "1", "1"]

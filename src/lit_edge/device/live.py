@@ -18,7 +18,6 @@ thread's video decoding already fills the gaps the two-thread model leaves on 2 
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from collections import deque
@@ -32,6 +31,7 @@ import numpy as np
 from lit_edge.device.pipeline import Engine, EngineConfig
 from lit_edge.device.sources import CaptureConfig, LiveSource, capture_args, parse_address
 from lit_edge.device.store import FrameSaver, MediaRecord, Store, Summary, summary
+from lit_edge.device.threads import usable_cores
 from lit_edge.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -74,7 +74,7 @@ class DetectResult:
 
 def detect_workers(config: DetectConfig, cores: int | None = None) -> tuple[int, int]:
     """(inference workers, intra-op threads): the cores are shared out among the workers."""
-    cores = cores or os.cpu_count() or 2
+    cores = cores or usable_cores()
     workers = max(1, config.workers)
     threads = config.engine.backend.threads or max(1, cores // workers)
     return workers, threads

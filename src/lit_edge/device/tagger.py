@@ -37,6 +37,7 @@ from lit_edge.device.decode import DecodeError, decode_file
 from lit_edge.device.pipeline import Engine, EngineConfig
 from lit_edge.device.sources import list_files, parse_address
 from lit_edge.device.store import MediaRecord, Store, Summary, summary
+from lit_edge.device.threads import usable_cores
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +52,7 @@ class TagConfig:
     retry_failed: bool = False
     batch_size: int = 0  # photos per inference; 0 = auto (see auto_batch_size)
     workers: int = 0  # inference workers (batches run at once); 0 = auto (see plan)
-    decoders: int = 0  # decode threads; 0 = one per core
+    decoders: int = 0  # decode threads; 0 = one per usable core
     own_sessions: bool = False  # a model session per worker instead of one shared (more memory)
     commit_every: int = 256  # records per database transaction
 
@@ -89,8 +90,9 @@ class _Loaded:
 def cpu_workers(cores: int) -> int:
     """Inference workers on a CPU: one per core (one intra-op thread each), at most 4.
 
-    Beyond four, each worker's images in flight cost memory (ONNX Runtime's activation arena)
-    faster than the extra parallel call gains; the leftover cores go to intra-op threads.
+    The cap bounds memory: every worker has a batch in flight in ONNX Runtime's activation arena
+    (10-20 MB per image). Past four, the leftover cores become intra-op threads of each call
+    (a guess: only 2 cores were at hand to measure).
     """
     return max(1, min(cores, 4))
 
@@ -102,7 +104,7 @@ def plan(config: TagConfig, backend_name: str | None = None, cores: int | None =
     with; the CPU choice is taken then, as the common case and the one where it matters (on a GPU
     the intra-op threads only run the few CPU-side ops).
     """
-    cores = cores or os.cpu_count() or 2
+    cores = cores or usable_cores()
     cpu = backend_name in (None, "onnxruntime-cpu")
     workers = config.workers or (cpu_workers(cores) if cpu else 1)
     threads = config.engine.backend.threads or max(1, cores // (config.workers or cpu_workers(cores)))

@@ -1,4 +1,4 @@
-"""Keep numpy's BLAS single-threaded in the runtime.
+"""Cores the runtime may use, and numpy's BLAS kept single-threaded.
 
 Why: the classifier's matrix product (``[batch, D] @ [D, C]``) is tiny, and OpenBLAS would split it
 over every core with spinning threads. Next to ONNX Runtime and the decode pool that costs more
@@ -18,3 +18,11 @@ def limit_blas_threads(n: int = 1) -> None:
     """Set every loaded BLAS to ``n`` threads, for the rest of the process."""
     os.environ.setdefault("OPENBLAS_NUM_THREADS", str(n))  # for anything started from here on
     threadpool_limits(limits=n, user_api="blas")
+
+
+def usable_cores() -> int:
+    """Cores this process may run on: its CPU affinity (taskset, cgroup cpusets), not the host's."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # not on Linux
+        return os.cpu_count() or 2
