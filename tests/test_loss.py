@@ -181,3 +181,19 @@ def test_distillation_gradient_vanishes_where_the_text_distribution_equals_the_i
 def test_unknown_loss_kind_is_one_clear_error():
     with pytest.raises(UserError, match="unknown loss.kind 'distil'; use one of softmax, sigmoid, distill"):
         LossConfig(kind="distil")
+
+
+def test_sqrt_softmax_text_embedding_keeps_a_finite_gradient_when_a_class_underflows():
+    """The contrastive loss on a class-distribution model: softmax(z) = 0 somewhere must not give NaN."""
+    from types import SimpleNamespace
+
+    from lit_edge.train.towers import text_embedding
+
+    model = SimpleNamespace(text_tower=SimpleNamespace(cfg=SimpleNamespace(output="sqrt_softmax")))
+    logits = torch.tensor([[0.0, 200.0, -200.0, 1.0], [5.0, -300.0, 0.0, 2.0]], requires_grad=True)
+    emb = text_embedding(model, logits)
+    ref = torch.softmax(logits.detach(), dim=1).sqrt()
+    assert torch.allclose(emb.detach(), ref, atol=1e-6)
+    image = torch.nn.functional.normalize(torch.rand(2, 4), dim=1)
+    contrastive_loss(image, emb, torch.tensor(50.0)).backward()
+    assert torch.isfinite(logits.grad).all() and logits.grad.abs().sum() > 0

@@ -2,6 +2,12 @@
 
 python -m lit_edge.data.toy /tmp/toy-inat      # or point data.root at your own iNat-style data
 lit-edge train run train/laptop.py --set data.root=/tmp/toy-inat
+
+Short of time (a CPU, no GPU)? Lock MiniLM too and train only its head: every caption is then
+encoded once into a text-feature cache and an epoch costs only the head (see TextConfig)::
+
+lit-edge train run train/laptop.py --set data.root=/tmp/toy-inat \
+    --set text.lock_encoder=true --set text.feature_cache=runs/laptop/text-features --set optim.lr=1e-3
 """
 
 from lit_edge.train.config import CacheConfig, DataConfig, EvalConfig, OptimConfig, TrainConfig

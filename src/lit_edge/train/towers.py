@@ -65,5 +65,7 @@ def text_embedding(model, head_out: torch.Tensor) -> torch.Tensor:
     """L2-normalised text embeddings from the head's output (what ``encode_text`` returns)."""
     x = head_out
     if model.text_tower.cfg.output == "sqrt_softmax":
-        x = F.softmax(x.float(), dim=-1).sqrt()
+        # exp(log_softmax / 2), not softmax().sqrt(): a class whose probability underflows to 0
+        # would get sqrt's infinite slope there, and 0 * inf turns the whole gradient into NaN
+        x = torch.exp(0.5 * F.log_softmax(x.float(), dim=-1))
     return F.normalize(x, dim=-1)
