@@ -181,14 +181,16 @@ LOSSES = {"softmax": ["loss.kind=softmax"], "sigmoid": ["loss.kind=sigmoid", "lo
 
 @pytest.mark.slow
 def test_two_gloo_ranks_agree_and_match_one_process(toy, tmp_path):
-    cfgs = {name: _cfg(toy, tmp_path / f"two-{name}", "max_steps=6", *o) for name, o in LOSSES.items()}
+    # locked text encoder with a text-feature cache: rank 0 encodes, rank 1 waits and reads it
+    runs = {**LOSSES, "text-cache": ["text.lock_encoder=true", f"text.feature_cache={tmp_path / 'tf'}"]}
+    cfgs = {name: _cfg(toy, tmp_path / f"two-{name}", "max_steps=6", *o) for name, o in runs.items()}
     ports = _free_ports(len(cfgs))
     mp.spawn(
         _rank_worker, args=(2, ports, {k: c.to_dict() for k, c in cfgs.items()}, str(tmp_path)), nprocs=2
     )
     start = train(_cfg(toy, tmp_path / "zero", "max_steps=1", "optim.lr=0", "optim.warmup_steps=0"))
     init = {k: v.detach().numpy() for k, v in start.model.state_dict().items()}
-    for name, overrides in LOSSES.items():
+    for name, overrides in runs.items():
         r0 = load_file(str(tmp_path / f"{name}-rank0.safetensors"))
         r1 = load_file(str(tmp_path / f"{name}-rank1.safetensors"))
         _assert_same(r0, r1)  # ranks end with identical weights
