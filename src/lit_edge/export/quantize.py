@@ -54,6 +54,14 @@ class QuantConfig:
     # 7-bit weights: x86 CPUs without VNNI (AVX2 only) sum u8*s8 pairs in saturating int16, which
     # wrecks full-range weights (measured here, AMD EPYC/AVX2); costs little elsewhere.
     reduce_range: bool = False
+    # Weights of the convs x86 runs as a GEMM (group == 1), cpu flavour: AVX2 without VNNI sums u8*s8
+    # pairs in saturating int16 (vpmaddubsw) there. "s8": as ``weights``; "s8r": 7-bit s8 (no
+    # saturation, coarser); "u8": MLAS's u8u8 GEMM (widens to int16 first: exact, full 8 bits).
+    # Depthwise kernels accumulate in int32 and never saturate. (measured in export/README.md)
+    dense_weights: str = "s8"
+    # cpu flavour weight type. u8 weights (zero point 128) take MLAS's u8u8 kernels, which widen to
+    # int16 before multiplying: no vpmaddubsw saturation on AVX2-without-VNNI x86, full 8-bit weights.
+    weights: str = "s8"  # s8 | u8 (tensorrt: always s8)
     keep_float: tuple[str, ...] = ()  # roles from ROLES; a float head measured no better and is 5 MB
     keep_first: int = 3  # leading convs kept float (measured: the stem and first block are fragile)
     keep_convs: tuple[int, ...] = ()  # positions (graph order) of further convs kept float
@@ -71,6 +79,10 @@ class QuantConfig:
             raise UserError(f"unknown INT8 flavour {self.flavour!r}; choose one of {', '.join(FLAVOURS)}")
         if self.method not in METHODS:
             raise UserError(f"unknown calibration method {self.method!r}; choose one of {', '.join(METHODS)}")
+        if self.dense_weights not in ("s8", "s8r", "u8"):
+            raise UserError(f"unknown dense weight type {self.dense_weights!r}; choose s8, s8r or u8")
+        if self.weights not in ("s8", "u8"):
+            raise UserError(f"unknown INT8 weight type {self.weights!r}; choose s8 or u8")
         if self.keep_first < 0:
             raise UserError(f"keep_first must be >= 0, not {self.keep_first}")
         bad = set(self.keep_float) - set(ROLES)
@@ -124,6 +136,40 @@ def preprocessed_convs(fp32: Path, cfg: QuantConfig) -> list[str]:
     return [n.name for n in model.graph.node if n.op_type == "Conv"]
 
 
+def _int16_instead_of_float(model: onnx.ModelProto, exclude: list[str]) -> dict[str, str]:
+    """Convs to keep "float" whose input is quantized anyway (mid-graph), as {conv: weight}.
+
+    ONNX Runtime's CPU optimizer (``WeightBiasQuantization``) rewrites DQ -> Conv(float weight) -> Q
+    into an int8 QLinearConv with *per-tensor* weights: the conv we kept float for accuracy runs in
+    the worst int8 of all (measured: mean cosine 0.99 -> 0.91 with the first depthwise conv "kept").
+    int16 weights are not fused by ORT (no kernel), so the conv really runs in float, with 16-bit
+    weights, whatever the runtime's session options.
+    """
+    producer = {o: n for n in model.graph.node for o in n.output}
+    inits = {i.name for i in model.graph.initializer}
+    keep = set(exclude)
+    wide = {}
+    for n in model.graph.node:
+        if n.op_type != "Conv" or n.name not in keep or n.input[1] not in inits:
+            continue
+        src = producer.get(n.input[0])
+        if src is not None and src.name not in keep:  # its input will be quantized (DQ)
+            wide[n.name] = n.input[1]
+    return wide
+
+
+def _dense_conv_weights(model: onnx.ModelProto) -> list[str]:
+    """Weight initializers of the convs that are not grouped (ORT runs them as a GEMM)."""
+    inits = {i.name for i in model.graph.initializer}
+    return [
+        n.input[1]
+        for n in model.graph.node
+        if n.op_type == "Conv"
+        and n.input[1] in inits
+        and next((a.i for a in n.attribute if a.name == "group"), 1) == 1
+    ]
+
+
 def _ensure_names(model: onnx.ModelProto) -> None:
     for i, n in enumerate(model.graph.node):
         if not n.name:
@@ -155,7 +201,20 @@ def quantize(
             cfg.keep_nodes
         )
         symmetric = cfg.flavour == "tensorrt"
+        overrides = {}
+        if cfg.dense_weights != "s8" and not symmetric:
+            o = (
+                {"axis": 0, "reduce_range": True}
+                if cfg.dense_weights == "s8r"
+                else {"axis": 0, "quant_type": QuantType.QUInt8}
+            )
+            overrides = {w: [dict(o)] for w in _dense_conv_weights(model)}
+        if not symmetric:
+            wide = _int16_instead_of_float(model, exclude)
+            exclude = [n for n in exclude if n not in wide]
+            overrides |= {w: [{"axis": 0, "quant_type": QuantType.QInt16}] for w in wide.values()}
         extra = {
+            "TensorQuantOverrides": overrides,
             "ActivationSymmetric": symmetric,
             "WeightSymmetric": True,
             # ORT drops a Relu/Clip after a conv when the Q range implies it; with symmetric int8 the
@@ -183,7 +242,7 @@ def quantize(
                 None,
                 quant_format=QuantFormat.QDQ,
                 activation_type=QuantType.QInt8 if symmetric else QuantType.QUInt8,
-                weight_type=QuantType.QInt8,
+                weight_type=QuantType.QUInt8 if cfg.weights == "u8" and not symmetric else QuantType.QInt8,
                 per_channel=cfg.per_channel,
                 reduce_range=cfg.reduce_range and not symmetric,
                 calibrate_method=ranges.ort_method(cfg.method),
