@@ -22,7 +22,7 @@ from bundle_factory import COLOURS, make_bundle, solid, write_jpeg
 from lit_edge.cli.app import app
 from lit_edge.device.backends import BackendConfig
 from lit_edge.device.pipeline import Engine, EngineConfig
-from lit_edge.device.tagger import TagConfig, plan, run_tag
+from lit_edge.device.tagger import TagConfig, expected_backend, plan, run_tag
 
 runner = CliRunner()
 NAMES = list(COLOURS)
@@ -71,7 +71,7 @@ def _settings(db: Path) -> dict:
 
 def test_plan_picks_workers_and_threads_by_core_count():
     cfg = TagConfig(source="x", db=Path("x.db"))
-    assert plan(cfg, "onnxruntime-cpu", cores=2) == plan(cfg, None, cores=2)
+    assert plan(cfg, None, cores=2) == plan(cfg, expected_backend("auto"), cores=2)
     two = plan(cfg, "onnxruntime-cpu", cores=2)
     assert (two.workers, two.threads, two.batch_size, two.decoders) == (2, 1, 2, 2)
     eight = plan(cfg, "onnxruntime-cpu", cores=8)
@@ -79,7 +79,9 @@ def test_plan_picks_workers_and_threads_by_core_count():
     one = plan(cfg, "onnxruntime-cpu", cores=1)
     assert (one.workers, one.threads) == (1, 1)
     gpu = plan(cfg, "onnxruntime-cuda", cores=8)
-    assert (gpu.workers, gpu.batch_size) == (1, 16)
+    assert (gpu.workers, gpu.threads, gpu.batch_size) == (1, 8, 16)
+    asked = TagConfig(source="x", db=Path("x.db"), engine=EngineConfig(backend=BackendConfig("tensorrt")))
+    assert plan(asked, None, cores=8) == plan(asked, "tensorrt", cores=8)  # planned before it is open
     # explicit settings win; --workers 1 alone is the old single session on every core
     old = plan(TagConfig(source="x", db=Path("x.db"), workers=1), "onnxruntime-cpu", cores=2)
     assert (old.workers, old.threads) == (1, 2)

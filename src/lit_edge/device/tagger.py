@@ -100,16 +100,26 @@ def cpu_workers(cores: int) -> int:
 def plan(config: TagConfig, backend_name: str | None = None, cores: int | None = None) -> Plan:
     """Fill in the config's automatic settings for ``backend_name`` on ``cores`` cores.
 
-    Before the backend is open (``backend_name`` None) this gives the intra-op threads to open it
-    with; the CPU choice is taken then, as the common case and the one where it matters (on a GPU
-    the intra-op threads only run the few CPU-side ops).
+    On a CPU, one worker per core; on a GPU, one worker (the decode pool keeps it fed). Each
+    worker's calls get an equal share of the cores as intra-op threads. ``backend_name`` None
+    means the one ``config`` will open (``auto``: the best available), so that the session can be
+    created with the right number of threads before the backend exists.
     """
     cores = cores or usable_cores()
-    cpu = backend_name in (None, "onnxruntime-cpu")
-    workers = config.workers or (cpu_workers(cores) if cpu else 1)
-    threads = config.engine.backend.threads or max(1, cores // (config.workers or cpu_workers(cores)))
-    batch = config.batch_size or auto_batch_size(backend_name or "onnxruntime-cpu")
+    name = backend_name or expected_backend(config.engine.backend.backend)
+    workers = config.workers or (cpu_workers(cores) if name == "onnxruntime-cpu" else 1)
+    threads = config.engine.backend.threads or max(1, cores // workers)
+    batch = config.batch_size or auto_batch_size(name)
     return Plan(workers=workers, threads=threads, batch_size=batch, decoders=config.decoders or cores)
+
+
+def expected_backend(requested: str) -> str:
+    """The backend that ``backends.create`` will open for ``requested`` (``auto``: the first available)."""
+    if requested != "auto":
+        return requested
+    from lit_edge.device.backends import available
+
+    return next(iter(available()), "onnxruntime-cpu")
 
 
 def auto_batch_size(backend_name: str) -> int:
