@@ -11,11 +11,15 @@ bundle, or ``--bundle``):
 - *synthetic*, in the embedding space ``sqrt(p)``: for every ImageNet class, ``--draws`` times,
   ``p = 0.6 * onehot + 0.4 * Dirichlet(1)`` noise. Classes covered by the species list must not be
   blank; non-animal classes must be; animal classes that no species covers (flatworm, sea slug)
-  must not be (they should roll up or stay uncertain).
+  must not be (they should roll up or stay uncertain). And *animal in a scene*: every covered
+  animal class at 0.8 with one random non-animal class at 0.15 (a dog and its tennis ball), or at
+  0.55 with the scene at 0.4 (a small animal in a big scene), and 0.05 noise: must not be blank.
 
-Variants: no background rows (before); one row spread uniformly over the non-animal classes
-(the obvious design, diluted the way ``Canis familiaris`` is); one row per non-animal class (the
-shipped design) with the blank threshold at 0.5 (shipped), 0.3 and 0.8.
+Two rules. *softmax*: background rows share the species' softmax and their probabilities are summed
+(blank when the sum reaches the threshold); rows: none (before), one row spread over all non-animal
+classes, one per class, plus WordNet groups of up to 20/50/130 classes. *subspace* (shipped, see
+``lit_edge.device.classify``): blank when the share of the embedding in the span of the rows (one
+per non-animal class) reaches the threshold: 0.5 (shipped), 0.4, 0.6.
 
     .venv/bin/python bench/bench_blank.py [--bundle DIR] [--crops 8] [--draws 3]
 """
@@ -84,37 +88,61 @@ def synthetic(n_classes: int, draws: int, seed: int = 0) -> tuple[np.ndarray, np
     return np.sqrt(p).astype(np.float32), cls
 
 
+def scene(classes: list[int], background: list[int], draws: int, animal: float, seed: int = 1) -> np.ndarray:
+    """``sqrt(animal onehot + (0.95 - animal) onehot(a random background class) + 0.05 Dirichlet(1))``."""
+    rng = np.random.default_rng(seed)
+    cls = np.repeat(classes, draws)
+    p = 0.05 * rng.dirichlet(np.ones(1000), size=len(cls))
+    p[np.arange(len(cls)), cls] += animal
+    p[np.arange(len(cls)), rng.choice(background, size=len(cls))] += 0.95 - animal
+    return np.sqrt(p).astype(np.float32)
+
+
 @dataclass(frozen=True)
 class Variant:
+    """A rule and its rows: ``decide(embeddings)`` -> (is blank, decided name) per embedding."""
+
     name: str
-    matrix: np.ndarray
-    labels: list[bf.Label]
-    blank_threshold: float = 0.5
+    rule: str  # softmax | subspace
+    rows: np.ndarray  # [B, D] background rows
+    threshold: float = 0.5
 
 
-def variants(species: list[bf.Label], sp_matrix: np.ndarray, dim: int) -> list[Variant]:
+def decide(v: Variant, species: list[bf.Label], sp_matrix, scale, bias, emb) -> tuple[np.ndarray, list]:
+    labels = species + [bf.Label(len(species) + k, bf.BLANK) for k in range(len(v.rows))]
+    clf = Classifier(
+        np.concatenate([sp_matrix, v.rows]), labels, scale, bias, ClassifyConfig(blank_threshold=v.threshold)
+    )
+    decisions = clf(emb) if v.rule == "subspace" or not len(v.rows) else None
+    if decisions is not None:
+        return np.array([d.rank == bf.BLANK for d in decisions]), [d.name for d in decisions]
+    logits = scale * (emb @ np.concatenate([sp_matrix, v.rows]).T) + (bias or 0.0)
+    probs = np.exp(logits - logits.max(axis=1, keepdims=True))
+    probs /= probs.sum(axis=1, keepdims=True)
+    blank = probs[:, len(species) :].sum(axis=1) >= v.threshold
+    names = [d.name for d in Classifier(sp_matrix, species, scale, bias, ClassifyConfig())(emb)]
+    return blank, [bf.BLANK if b else n for b, n in zip(blank, names, strict=True)]
+
+
+def variants(sp_matrix: np.ndarray, dim: int) -> list[Variant]:
     claimed = claimed_classes(sp_matrix)
-    rows = background_rows(len(species), dim, claimed, max_group=0)
-    uniform = rows.matrix.sum(axis=0, keepdims=True)
+    per_class = background_rows(0, dim, claimed, max_group=0).matrix
+    uniform = per_class.sum(axis=0, keepdims=True)
     uniform /= np.linalg.norm(uniform)
-    one = [bf.Label(len(species), bf.BLANK, "no animal")]
-
-    def with_rows(max_group: int, threshold: float = 0.5, shipped: bool = False) -> Variant:
-        r = background_rows(len(species), dim, claimed, max_group=max_group)
-        name = f"{len(r.labels)} rows: per class" + (f" + groups <= {max_group}" if max_group else "")
-        name += f", thr {threshold}" + (" (shipped)" if shipped else "")
-        return Variant(name, np.concatenate([sp_matrix, r.matrix]), species + list(r.labels), threshold)
-
-    return [
-        Variant("no background rows (before)", sp_matrix, species),
-        Variant(
-            f"1 row uniform over {len(rows.labels)}", np.concatenate([sp_matrix, uniform]), species + one
-        ),
-        *(with_rows(g, shipped=g == MAX_GROUP) for g in (0, 20, 50)),
-        with_rows(MAX_GROUP, 0.3),
-        with_rows(MAX_GROUP, 0.8),
-        *(with_rows(g, shipped=g == MAX_GROUP) for g in (130, 400)),
+    out = [
+        Variant("no background rows (before)", "softmax", np.zeros((0, dim), np.float32)),
+        Variant(f"softmax: 1 row uniform over {len(per_class)}", "softmax", uniform),
+        Variant(f"softmax: {len(per_class)} rows, one per class", "softmax", per_class),
     ]
+    for g in (20, 50, 130):
+        rows = background_rows(0, dim, claimed, max_group=g).matrix
+        out.append(Variant(f"softmax: {len(rows)} rows, per class + groups <= {g}", "softmax", rows))
+    for thr in (0.5, 0.4, 0.6):
+        shipped = " (shipped)" if thr == 0.5 and MAX_GROUP == 0 else ""
+        out.append(
+            Variant(f"subspace: {len(per_class)} rows, thr {thr}{shipped}", "subspace", per_class, thr)
+        )
+    return out
 
 
 def per_image_us(clf: Classifier, batch: np.ndarray, repeats: int = 20) -> float:
@@ -125,10 +153,6 @@ def per_image_us(clf: Classifier, batch: np.ndarray, repeats: int = 20) -> float
         clf(batch)
         best = min(best, time.perf_counter() - t0)
     return 1e6 * best / len(batch)
-
-
-def rate(decisions, pred) -> float:
-    return 100.0 * sum(1 for d in decisions if pred(d)) / max(1, len(decisions))
 
 
 def main() -> None:
@@ -157,43 +181,55 @@ def main() -> None:
         "covered": np.isin(syn_cls, list(covered)),
         "uncovered animal": np.isin(syn_cls, list(animals - covered)),
     }
-
-    def is_blank(d) -> bool:
-        return d.rank == bf.BLANK
+    covered_animals = sorted(animals & covered)
+    background = sorted(set(range(dim)) - animals)
+    in_scene = scene(covered_animals, background, args.draws, 0.8)
+    in_big_scene = scene(covered_animals, background, args.draws, 0.55)
 
     print(
         f"load average {os.getloadavg()[0]:.1f}; backend {engine.backend.name}/{engine.backend.flavour}; "
         f"{len(species)} species; {len(non_animal)} non-animal photos+crops "
         f"({len(photos) - len(ANIMAL)} photos), {len(animal)} cat photos+crops; synthetic: "
         + ", ".join(f"{k} {int(v.sum())}" for k, v in groups.items())
+        + f", animal in a scene {len(in_scene)}"
     )
     print()
     print(
         "| variant | blank: non-animal photos | blank: cat photos | Felis catus: cat photos "
-        "| blank: synth non-animal | blank: synth covered | blank: synth uncovered animal |"
+        "| blank: synth non-animal | blank: synth covered | blank: synth uncovered animal "
+        "| blank: synth animal 0.8 + scene 0.15 | blank: synth animal 0.55 + scene 0.4 |"
     )
-    print("|---|---:|---:|---:|---:|---:|---:|")
-    shipped = None
-    for v in variants(species, sp_matrix, dim):
-        clf = Classifier(v.matrix, v.labels, scale, bias, ClassifyConfig(blank_threshold=v.blank_threshold))
-        na, an, sy = clf(non_animal), clf(animal), clf(syn)
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    results = {}
+    for v in variants(sp_matrix, dim):
+
+        def run(emb, v=v):
+            return decide(v, species, sp_matrix, scale, bias, emb)
+
+        (na, _), (an, an_names), (sy, _) = run(non_animal), run(animal), run(syn)
+        (sc, _), (big, _) = run(in_scene), run(in_big_scene)
         cells = [
-            rate(na, is_blank),
-            rate(an, is_blank),
-            rate(an, lambda d: d.name == "Felis catus"),
-            *(rate([sy[i] for i in np.flatnonzero(g)], is_blank) for g in groups.values()),
+            100 * na.mean(),
+            100 * an.mean(),
+            100 * np.mean([n == "Felis catus" for n in an_names]),
+            *(100 * sy[g].mean() for g in groups.values()),
+            100 * sc.mean(),
+            100 * big.mean(),
         ]
         print(f"| {v.name} | " + " | ".join(f"{c:.1f} %" for c in cells) + " |")
-        if "shipped" in v.name:
-            shipped = clf
-        if v.name.endswith("(before)"):
-            before = clf
+        results[v.name] = v
+    shipped_v = next(v for v in results.values() if "shipped" in v.name)
+    before = Classifier(sp_matrix, species, scale, bias, ClassifyConfig())
+    blank_labels = [bf.Label(len(species) + k, bf.BLANK) for k in range(len(shipped_v.rows))]
+    shipped = Classifier(
+        np.concatenate([sp_matrix, shipped_v.rows]), species + blank_labels, scale, bias, ClassifyConfig()
+    )
     print()
     batch = np.concatenate([non_animal, animal])[:64]
     cost = {name: per_image_us(c, batch) for name, c in (("before", before), ("shipped", shipped))}
     print(
-        f"decision cost per image (batch {len(batch)}, {len(before.labels)} vs "
-        f"{len(shipped.labels) + len(shipped.blank_labels)} rows): before {cost['before']:.1f} us, "
+        f"decision cost per image (batch {len(batch)}, {len(before.labels)} species, "
+        f"+{len(shipped.blank_labels)} background rows): before {cost['before']:.1f} us, "
         f"shipped {cost['shipped']:.1f} us ({cost['shipped'] / cost['before']:.1f}x; the INT8 tower "
         "takes ~2,000 us)"
     )
@@ -202,7 +238,7 @@ def main() -> None:
     print("|---|---|---|---:|")
     for name, emb in photos.items():
         (b0,), (s0,) = before(emb[:1]), shipped(emb[:1])
-        all_blank = sum(1 for d in shipped(emb) if is_blank(d))
+        all_blank = sum(1 for d in shipped(emb) if d.rank == bf.BLANK)
         print(
             f"| {name} | {b0.name} ({b0.score:.2f}) | {s0.name} ({s0.score:.2f}) | {all_blank}/{len(emb)} |"
         )

@@ -50,34 +50,30 @@ def _emb(*x: float) -> np.ndarray:
     return (e / np.linalg.norm(e))[None, :]
 
 
-def _softmax(logits) -> np.ndarray:
-    z = np.exp(np.asarray(logits, dtype=np.float64) - max(logits))
-    return z / z.sum()
+def _no_background(**kw) -> Classifier:
+    return Classifier(np.eye(2, 4, dtype=np.float32), LABELS[:2], SCALE, None, ClassifyConfig(**kw))
 
 
-def test_background_wins_is_blank_and_top_k_holds_species_only():
+def test_embedding_in_the_background_subspace_is_blank_and_top_k_holds_species_only():
     (d,) = _clf(top_k=5)(_emb(0.0, 0.0, 1.0, 0.0))
-    assert (d.rank, d.name, d.label_id) == ("blank", "blank", None)
-    p = _softmax([0, 0, SCALE, 0])
-    assert d.score == pytest.approx(p[2] + p[3], abs=1e-5)
+    assert (d.rank, d.name, d.label_id, d.score) == ("blank", "blank", None, pytest.approx(1.0))
     assert [t.scientific_name for t in d.top] == ["Rubra rosea", "Rubra purpurea"]
     assert not d.named  # what live detection prints and saves frames for
 
 
-def test_background_rows_add_up_against_a_stronger_species():
-    # x = 0.6 on a species, 0.566 on each background row: each row alone loses to the species,
-    # the two together hold more than half of the probability
+def test_background_rows_add_up_and_a_strong_species_does_not_outvote_them():
+    # 0.36 of the embedding's energy on a species, 0.32 on each background row: each row alone is
+    # below one half, the two together (the subspace) hold 0.64
     y = np.sqrt((1 - 0.36) / 2)
     e = _emb(0.6, 0.0, y, y)
-    p = _softmax(SCALE * e[0])
-    assert p[2] < p[0] and p[2] + p[3] > 0.5
     (d,) = _clf()(e)
-    assert (d.rank, d.score) == ("blank", pytest.approx(p[2] + p[3], abs=1e-5))
-    # above the blank threshold it is not blank; the species' probabilities are not renormalised,
-    # so the doubt the background took leaves the species below the threshold: uncertain
+    assert (d.rank, d.score) == ("blank", pytest.approx(0.64, abs=1e-5))
+    assert _clf(LABELS[:3])(e)[0].rank != "blank"  # one row's share alone: 0.32
+    # below the blank threshold the decision is exactly the one without background rows
     (d,) = _clf(blank_threshold=0.7)(e)
-    assert (d.rank, d.name) == ("uncertain", "uncertain")
-    assert d.top[0].score == pytest.approx(p[0], abs=1e-5)
+    (same,) = _no_background()(e)
+    assert (d.rank, d.name, d.label_id, d.score) == (same.rank, same.name, same.label_id, same.score)
+    assert (d.rank, d.name) == ("species", "Rubra rosea")
 
 
 def test_species_that_wins_is_decided_as_before():
@@ -91,7 +87,7 @@ def test_roll_up_ignores_background_rows_even_with_ranks():
     # add_species re-reads old rows as taxa, so a background row may carry genus 'blank'
     labels = [*LABELS[:2], _label(2, BLANK, "blank"), _label(3, BLANK, "blank")]
     (d,) = _clf(labels, blank_threshold=1.01)(_emb(0.0, 0.0, 1.0, 1.0))
-    assert (d.rank, d.name) == ("uncertain", "uncertain")
+    assert (d.rank, d.name) == ("genus", "Rubra")  # the two species tie; never genus 'blank'
     assert all(t.scientific_name != BLANK for t in d.top)
 
 
@@ -102,9 +98,26 @@ def test_species_file_keeps_the_background_rows(tmp_path):
     assert [lab.scientific_name for lab in clf.labels] == ["Rubra purpurea"]
     assert len(clf.blank_labels) == 2
     assert clf(_emb(0.0, 0.0, 0.0, 1.0))[0].rank == "blank"
-    (d,) = clf(_emb(1.0, 0.0, 0.0, 0.0))  # rosea is not allowed: three rows tie, two are background
-    assert (d.rank, d.score) == ("blank", pytest.approx(2 / 3, abs=1e-5))
-    assert [t.scientific_name for t in d.top] == ["Rubra purpurea"]
+    (d,) = clf(_emb(1.0, 0.0, 0.0, 0.0))  # rosea is not allowed: the only species left takes it
+    assert (d.rank, d.name) == ("species", "Rubra purpurea")
+
+
+def test_overlapping_background_rows_span_their_subspace():
+    from lit_edge.device.classify import background_basis
+
+    rows = np.array([[0, 0, 1, 0], [0, 0, 0.6, 0.8], [0, 0, 0.8, 0.6]], dtype=np.float32)
+    basis = background_basis(rows)  # three rows, two directions
+    assert basis.shape == (2, 4)
+    np.testing.assert_allclose(basis @ basis.T, np.eye(2), atol=1e-5)
+    clf = Classifier(
+        np.concatenate([np.eye(2, 4), rows]).astype(np.float32),
+        [*LABELS[:2], *(_label(2 + k, BLANK) for k in range(3))],
+        SCALE,
+        None,
+        ClassifyConfig(),
+    )
+    np.testing.assert_allclose(clf.blank_scores(_emb(0.0, 0.0, 0.0, 1.0)), [1.0], atol=1e-5)
+    np.testing.assert_allclose(clf.blank_scores(_emb(1.0, 0.0, 0.0, 1.0)), [0.5], atol=1e-5)
 
 
 def test_bundle_without_background_rows_is_unchanged():

@@ -6,13 +6,19 @@ taxon at each higher rank (genus, family, ...) and the lowest rank whose best ta
 threshold is the decision; if none does, the decision is ``uncertain``. Restricting the list
 (``--species``) renormalises the softmax over the kept classes only, as if the others did not exist.
 
-Background rows (``labels.csv`` rows named ``blank``, see :data:`lit_edge.bundle.BLANK`) are the
-bundle's evidence for "no animal here". They share the one softmax with the species, so a photo's
-probability is split between species and background; their probabilities are summed, and when that
-*blank mass* reaches ``blank_threshold`` (default one half: more likely empty than any animal at
-all) the decision is ``blank``. Otherwise the species decide as above, on their own probabilities
-(not renormalised: mass the background took is doubt, and may push a species into a roll-up).
-Background rows are never in the top-k, never rolled up, and always survive ``--species``.
+Background rows (``labels.csv`` rows named ``blank``, see :data:`lit_edge.bundle.BLANK`) span the
+bundle's *background subspace* of the embedding space. A photo's blank score is the share of its
+(unit) embedding that lies in that subspace, ``|P e|^2`` in [0, 1]; at ``blank_threshold`` or above
+(default one half) the decision is ``blank``. In the starter's space (``sqrt`` of the ImageNet head's
+probabilities, one row per non-animal class) that share is exactly the head's probability that the
+photo shows no animal class, so the test asks the locked head "animal or not?" directly, whatever
+the breadth of the species rows. Background rows never enter the species softmax: the top-k, the
+roll-up and a non-blank decision are exactly what they are without them, and ``--species`` keeps
+them.
+
+Why not a softmax over species and background rows together: a broad species row such as the
+starter's ``Canis familiaris`` (spread over 118 breeds) scores far below any narrow background row,
+so a dog photo with 5 % of its mass on a tennis ball came out blank (``bench/bench_blank.py``).
 """
 
 from __future__ import annotations
@@ -37,7 +43,7 @@ class ClassifyConfig:
     threshold: float = 0.5  # probability the decision must reach
     margin: float = 0.1  # how far the best species must lead the runner-up to be named
     species_file: Path | None = None  # restrict to these scientific names (one per line)
-    blank_threshold: float = 0.5  # summed background probability at which a photo is 'blank'
+    blank_threshold: float = 0.5  # share of the embedding in the background subspace: 'blank'
 
 
 @dataclass(frozen=True)
@@ -56,7 +62,7 @@ class Decision:
     label_id: int | None  # the class id when decided at species rank
     name: str  # scientific name, the rolled-up taxon's name, 'uncertain' or 'blank'
     rank: str  # species | genus | ... | uncertain | blank
-    score: float  # probability of the decision (for blank: the summed background probability)
+    score: float  # probability of the decision (for blank: the blank score, see the module doc)
 
     @property
     def named(self) -> bool:
@@ -85,12 +91,23 @@ def read_species_file(path: Path, labels: list[Label]) -> np.ndarray:
     return np.array(sorted({by_name[w.lower()] for w in wanted}), dtype=np.int64)
 
 
-class Classifier:
-    """Scores ``logit_scale * emb @ M.T (+ bias)`` over the (restricted) species list.
+def background_basis(rows: np.ndarray) -> np.ndarray:
+    """An orthonormal basis (``[r, D]``) of the span of the background rows.
 
-    Columns of :meth:`probabilities` are ``labels`` (the species) then ``blank_labels`` (the
-    background rows, empty for a bundle without them).
+    Rows that are already orthonormal (the starter's one-hot class rows) are their own basis; any
+    others (overlapping groups, prompt embeddings) are orthonormalised by an SVD, dropping
+    directions they do not really span.
     """
+    rows = np.asarray(rows, dtype=np.float64)
+    if np.allclose(rows @ rows.T, np.eye(len(rows)), atol=1e-4):
+        return np.ascontiguousarray(rows, dtype=np.float32)
+    _, sv, vt = np.linalg.svd(rows, full_matrices=False)
+    return np.ascontiguousarray(vt[sv > 1e-6 * sv.max()], dtype=np.float32)
+
+
+class Classifier:
+    """Scores ``logit_scale * emb @ M.T (+ bias)`` over the (restricted) species list; and, when the
+    bundle has background rows (``blank_labels``), the blank score of every embedding."""
 
     def __init__(
         self,
@@ -109,8 +126,8 @@ class Classifier:
             raise UserError("the bundle's species list holds only background (blank) rows; re-export it")
         self.labels = [labels[i] for i in species]
         self.blank_labels = [labels[i] for i in blank]
-        keep = np.array(species + blank, dtype=np.int64)
-        self.matrix_t = np.ascontiguousarray(text_embeddings[keep].T, dtype=np.float32)  # D x C
+        self.matrix_t = np.ascontiguousarray(text_embeddings[species].T, dtype=np.float32)  # D x C
+        self.background_t = background_basis(text_embeddings[blank]).T if blank else None  # D x B
         self.logit_scale = float(logit_scale)
         self.logit_bias = 0.0 if logit_bias is None else float(logit_bias)
         self._groups: list[tuple[str, list[str], np.ndarray]] = []
@@ -138,11 +155,16 @@ class Classifier:
         logits /= logits.sum(axis=1, keepdims=True)
         return logits
 
+    def blank_scores(self, embeddings: np.ndarray) -> np.ndarray | None:
+        """``|P e|^2`` per embedding: its share in the background subspace (None without rows)."""
+        if self.background_t is None:
+            return None
+        proj = embeddings.astype(np.float32, copy=False) @ self.background_t
+        return np.einsum("nb,nb->n", proj, proj)
+
     def __call__(self, embeddings: np.ndarray) -> list[Decision]:
         probs = self.probabilities(embeddings)
-        n = len(self.labels)
-        blank = probs[:, n:].sum(axis=1) if self.blank_labels else None
-        probs = probs[:, :n]
+        blank = self.blank_scores(embeddings)
         k = min(self.config.top_k, probs.shape[1])
         order = np.argsort(-probs, axis=1, kind="stable")[:, : max(k, 2)]
         rolled = [(rank, taxa, probs @ onehot) for rank, taxa, onehot in self._groups]

@@ -3,22 +3,21 @@
 Camera traps make thousands of empty frames, and a list of species alone makes every one of them
 some animal: on a photo with no animal the locked head spreads its mass over mugs, rockets and
 flowers, and the broadest species name (``Canis familiaris``, 118 dog classes) collects the diffuse
-rest and wins. The runtime can say ``blank`` when the bundle carries background rows
-(:data:`lit_edge.bundle.BLANK`); this module makes them for the starter's embedding space.
+rest and wins. The runtime says ``blank`` when the photo's embedding lies mostly in the span of the
+bundle's background rows (:data:`lit_edge.bundle.BLANK`, :mod:`lit_edge.device.classify`).
 
-That space is ``sqrt(p)`` over the locked head's 1,000 classes, so the right row for "the head
-sees class *i*" is the unit vector on *i* (its score is ``sqrt(p_i)``, the Bhattacharyya coefficient
-with a one-hot distribution). One row per non-animal class, plus one per small WordNet group of
-them (``container``, ``structure``, ``clothing``: at most :data:`MAX_GROUP` classes), not one row
-spread over all ~600: that row collects the diffuse noise of *every* photo and beats narrow species
-such as ``Felis catus`` on real animals, while per-class rows alone lose diffuse empty scenes to the
-broad dog row; groups of up to 50 classes win most of those back without making any animal blank
-(all measured in ``bench/bench_blank.py``). The runtime sums the rows' probabilities, so a photo
-whose mass is split between several non-animal classes still adds up.
+The starter's embedding is ``sqrt(p)`` over the locked head's 1,000 classes, so with one row per
+non-animal class (the unit vector on that class) the share of the embedding in their span is
+``sum of p`` over those classes: the head's own probability that the photo shows no animal. Rows
+over groups of classes (``container``, ``structure``: :func:`background_sets` with ``max_group``)
+add nothing to that span; they only mattered for the softmax rule that ``bench/bench_blank.py``
+compares and that was not chosen.
 
 Which classes are animals comes from WordNet (everything below ``animal.n.01``): an animal class
 that no species of the list covers (a flatworm, a sea slug) gets no background row, so such a
-photo rolls up or stays uncertain instead of becoming ``blank``.
+photo rolls up or stays uncertain instead of becoming ``blank``. A non-animal class that a species
+of the list claims (the starter's hen-of-the-woods fungus and lady's slipper orchid) gets none
+either.
 """
 
 from __future__ import annotations
@@ -35,11 +34,12 @@ from lit_edge.starter.wordnet import WordNet, load_wordnet
 #: WordNet 3.0 ``animal, animate being, beast, brute, creature, fauna``.
 ANIMAL_SYNSET = "n00015388"
 #: Bumped when the rows change, so that a bundle made by an older recipe is redone.
-RECIPE_VERSION = 1
+RECIPE_VERSION = 2
 #: A species row that puts this share of its distribution on a class claims it (no background row).
 CLAIM_SHARE = 0.1
-#: Largest WordNet group (in classes) that gets a background row of its own; see the bench.
-MAX_GROUP = 50
+#: Largest WordNet group (in classes) that gets a background row of its own (0: none; the span,
+#: and so the blank score, is the same with or without them; see the bench).
+MAX_GROUP = 0
 
 
 @dataclass(frozen=True)
