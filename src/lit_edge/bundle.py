@@ -38,8 +38,9 @@ MANIFEST = "manifest.json"
 RANKS = ("kingdom", "phylum", "class", "order", "family", "genus", "species")
 LABEL_COLUMNS = ("id", "scientific_name", "common_name", *RANKS)
 #: ``scientific_name`` of a background row ("no animal here"). A bundle may hold any number of them
-#: (the starter has one per non-animal ImageNet class); the runtime sums their probabilities into one
-#: ``blank`` outcome and never reports them as species. Bundles without them behave as before.
+#: (the starter has one per non-animal ImageNet class); together they span the background subspace,
+#: and a photo whose embedding lies mostly in it is the runtime's ``blank`` outcome. They are never
+#: species (no softmax, top-k or roll-up). Bundles without them behave as before.
 BLANK = "blank"
 #: Image tower flavours, best first for a CPU host.
 FLAVOURS = ("int8_cpu", "fp32", "int8_tensorrt")
