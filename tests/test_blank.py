@@ -238,6 +238,12 @@ def test_tag_decides_blank_and_field_data_says_so(bundle, tmp_path):
         "Rubra rosea",
     )
 
+    html = tmp_path / "report.html"
+    r = runner.invoke(app, ["report", str(db), "-o", str(html)])
+    assert r.exit_code == 0, r.output
+    text = html.read_text(encoding="utf-8")
+    assert "2 classified (1 blank)" in text and "Blank (no animal): 1 photos" in text
+
     xmp = tmp_path / "xmp"
     r = runner.invoke(app, ["db", "export", str(db), "--format", "xmp", "-o", str(xmp)])
     assert r.exit_code == 0 and "wrote 2 XMP sidecar(s)" in r.output, r.output
