@@ -7,9 +7,11 @@ thread only hands decoded photos to the workers in order and results to the stor
 
 Why several inference workers of one intra-op thread each rather than one session on all cores:
 EfficientNet-Lite0's convolutions are small, and splitting each of them over two threads costs
-more in synchronisation than it gains; two independent calls, one per core, do more images per
-second (measured in ``bench/bench_device.py``). The workers share one ONNX Runtime session
-(``run`` is thread-safe), which holds the weights once.
+synchronisation: on an idle 2-core machine one call on two threads did 111-121 img/s where one
+thread did 77, so two independent one-thread calls can do up to ~150. Both settings use the same
+CPU time per photo (``bench/bench_device.py`` prints them side by side); ``--workers 1`` is the
+one-session setting. The workers share one ONNX Runtime session (``run`` is thread-safe), which
+holds the weights once.
 
 Resuming is by resolved path: what the database already holds as done (or failed, unless
 ``retry_failed``) is skipped before any decoding. A photo that cannot be read or decoded becomes a
@@ -302,7 +304,7 @@ class _Inference:
 
     With a shared session (the default) every worker calls the engine's backend. With
     ``own_sessions`` each worker thread opens its own session on first use (the weights and the
-    activation arena are then held once per worker: measured in the bench, for comparison).
+    activation arena are then held once per worker; measured in the bench, for comparison).
     """
 
     def __init__(self, engine: Engine, workers: int, own_sessions: bool):
