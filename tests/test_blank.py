@@ -174,6 +174,13 @@ def test_set_background_appends_rows_after_the_species_and_rewrites_the_graphs(b
     assert int(np.argmax(scores)) == 4
 
 
+def test_bundle_info_and_verify_count_background_rows_apart_from_species(bundle):
+    for cmd in ("info", "verify"):
+        r = runner.invoke(app, ["bundle", cmd, str(bundle)])
+        assert r.exit_code == 0, r.output
+        assert "4 species + 1 background rows" in " ".join(r.output.split())
+
+
 def test_set_background_replaces_and_removes_rows(tmp_path):
     folder = make_bundle(tmp_path / "b")
     species = load(folder).text_embeddings.copy()

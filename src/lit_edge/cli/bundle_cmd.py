@@ -36,7 +36,7 @@ def info(bundle: BundleArg = None) -> None:
     console.print(f"[bold]{b.root}[/bold]")
     console.print(
         f"model {m.model.name} ({m.model.embed_dim}-d, logit scale {m.model.logit_scale:g}), "
-        f"{len(b.labels)} species, input {m.preprocess.input_size[0]}x{m.preprocess.input_size[1]} "
+        f"{_classes(b)}, input {m.preprocess.input_size[0]}x{m.preprocess.input_size[1]} "
         f"{m.preprocess.colour_order} {m.preprocess.layout}, created {m.created or '?'}"
     )
     console.print(f"image towers: {', '.join(sorted(m.image_towers))}")
@@ -57,4 +57,11 @@ def verify(bundle: Annotated[Path, typer.Argument(help="Bundle folder or .tar.")
 
     b = bf.load(bundle)
     _ = b.text_embeddings  # also checks the matrix against labels.csv
-    typer.echo(f"ok: {b.root} ({len(b.manifest.files)} files, {len(b.labels)} species)")
+    typer.echo(f"ok: {b.root} ({len(b.manifest.files)} files, {_classes(b)})")
+
+
+def _classes(b) -> str:
+    """'725 species' or '125 species + 600 background rows': background rows are not species."""
+    blank = sum(lab.is_blank for lab in b.labels)
+    text = f"{len(b.labels) - blank} species"
+    return text + (f" + {blank} background rows" if blank else "")

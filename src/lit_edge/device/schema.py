@@ -53,8 +53,8 @@ MEDIA = {
     "processed_at": str,
     "saved_frame": str,  # path of the saved JPEG of a confident detection, if any
     "top_label_id": int,  # the decided class (after roll-up), null when uncertain/failed
-    "top_name": str,  # its scientific name or the rolled-up taxon's name; 'uncertain'
-    "top_rank": str,  # species | genus | family | ... | uncertain
+    "top_name": str,  # its scientific name or the rolled-up taxon's name; 'uncertain'; 'blank'
+    "top_rank": str,  # species | genus | family | ... | uncertain | blank (no animal)
     "top_score": float,
 }
 
