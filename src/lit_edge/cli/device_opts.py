@@ -37,8 +37,8 @@ ThreadsOpt = Annotated[
     typer.Option(
         "--threads",
         min=0,
-        help="ONNX Runtime intra-op threads per inference call (0 = auto: all cores for detect, "
-        "cores / workers for tag).",
+        help="ONNX Runtime intra-op threads per inference call (0 = the cores shared out among "
+        "the --workers).",
     ),
 ]
 TopKOpt = Annotated[int, typer.Option("--top-k", min=1, help="Species kept per photo/frame.")]
