@@ -129,14 +129,14 @@ def test_workers_really_run_batches_at_the_same_time(tmp_path, bundle, photos):
         engine = Engine(EngineConfig(bundle=bundle, backend=BackendConfig("onnxruntime-cpu", threads=1)))
         inner = engine.backend.embed
         lock, now, peak = threading.Lock(), [0], [0]
-        gate = threading.Barrier(2, timeout=0.2)
+        gate = threading.Barrier(2, timeout=0.5)
 
         def embed(batch):
             with lock:
                 now[0] += 1
                 peak[0] = max(peak[0], now[0])
             try:
-                gate.wait()  # hold each call until a second one arrives (or 0.2 s pass)
+                gate.wait()  # hold each call until a second one arrives (or 0.5 s pass)
             except threading.BrokenBarrierError:
                 gate.reset()
             try:
@@ -146,7 +146,7 @@ def test_workers_really_run_batches_at_the_same_time(tmp_path, bundle, photos):
                     now[0] -= 1
 
         engine.backend.embed = embed
-        cfg = TagConfig(source=str(photos), db=tmp_path / f"o{workers}.db", batch_size=8, workers=workers)
+        cfg = TagConfig(source=str(photos), db=tmp_path / f"o{workers}.db", batch_size=16, workers=workers)
         result = run_tag(cfg, engine=engine)
         assert result.processed == 61 and result.failed == 1
         return peak[0]
