@@ -288,6 +288,37 @@ def test_set_species_from_a_plain_list(tiny, tmp_path):
     assert b.text_embeddings.shape[0] == 2
 
 
+def test_species_edits_keep_the_background_rows(tiny, tmp_path):
+    import shutil
+
+    from lit_edge.export.species import set_background
+
+    work = tmp_path / "b"
+    shutil.copytree(tiny["bundle"], work)
+    dim = bf.load(work).text_embeddings.shape[1]
+    empty = tuple((r, "") for r in bf.RANKS)
+    rows = [bf.Label(0, bf.BLANK, f"no animal: {n}", empty) for n in ("grass", "rock")]
+    background = np.eye(2, dim, dtype=np.float32)
+    set_background(work, rows, background, {"recipe": "test"})
+    ckpt = str(tiny["ckpt"])
+    r = runner.invoke(app, ["export", "species", ckpt, "--bundle", str(work), "--add", "Bufo bufo"])
+    assert r.exit_code == 0, r.output
+    b = bf.load(work)
+    names = [lab.scientific_name for lab in b.labels]
+    assert names == ["Danaus plexippus", "Apis mellifera", "Vulpes vulpes", "Bufo bufo", "blank", "blank"]
+    assert [lab.rank("genus") for lab in b.labels[-2:]] == ["", ""]  # still not a taxon
+    np.testing.assert_array_equal(b.text_embeddings[-2:], background)
+    names_file = tmp_path / "names.txt"
+    names_file.write_text("Meles meles\n", encoding="utf-8")
+    r = runner.invoke(app, ["export", "species", ckpt, "--bundle", str(work), "--species", str(names_file)])
+    assert r.exit_code == 0, r.output
+    b = bf.load(work)
+    assert [lab.scientific_name for lab in b.labels] == ["Meles meles", "blank", "blank"]
+    assert [lab.id for lab in b.labels] == [0, 1, 2]
+    assert b.manifest.extra["background"] == {"recipe": "test", "rows": 2}
+    np.testing.assert_array_equal(b.text_embeddings[1:], background)
+
+
 def test_species_refuses_a_foreign_model(tiny, tmp_path):
     import shutil
 

@@ -272,7 +272,7 @@ def set_species(bundle_dir: Path, model, species_file: Path, cfg: SpeciesConfig 
     b = _open_for_species(bundle_dir, model)
     cfg = cfg or _species_config(b)
     taxa = read_species_list(species_file)
-    return _rewrite(b, taxa, encode(model, taxa, cfg))
+    return _rewrite_species(b, taxa, encode(model, taxa, cfg))
 
 
 def add_species(bundle_dir: Path, model, names: Sequence[str], cfg: SpeciesConfig | None = None) -> bf.Bundle:
@@ -282,7 +282,8 @@ def add_species(bundle_dir: Path, model, names: Sequence[str], cfg: SpeciesConfi
 
     b = _open_for_species(bundle_dir, model)
     cfg = cfg or _species_config(b)
-    have = [_taxon(lab) for lab in b.labels]
+    species = [i for i, lab in enumerate(b.labels) if not lab.is_blank]
+    have = [_taxon(b.labels[i]) for i in species]
     known = {t.scientific_name.casefold() for t in have}
     new = []
     for raw in names:
@@ -294,5 +295,21 @@ def add_species(bundle_dir: Path, model, names: Sequence[str], cfg: SpeciesConfi
             raise UserError(f"{bundle_dir}: {t.scientific_name!r} is already in the bundle")
         known.add(t.scientific_name.casefold())
         new.append(t)
-    matrix = np.concatenate([b.text_embeddings, encode(model, new, cfg)])
-    return _rewrite(b, [*have, *new], matrix)
+    matrix = np.concatenate([b.text_embeddings[species], encode(model, new, cfg)])
+    return _rewrite_species(b, [*have, *new], matrix)
+
+
+def _rewrite_species(b: bf.Bundle, taxa: Sequence[Taxon], matrix: np.ndarray) -> bf.Bundle:
+    """Background rows (``blank``) are not species: a species edit rewrites the species alone, then
+    puts the same background rows back after them (their ids follow the new species)."""
+    from lit_edge.export.species import set_background
+
+    rows = [i for i, lab in enumerate(b.labels) if lab.is_blank]
+    labels = [b.labels[i] for i in rows]
+    background = b.text_embeddings[rows]
+    info = {k: v for k, v in b.manifest.extra.get("background", {}).items() if k != "rows"}
+    out = _rewrite(b, taxa, matrix)
+    if not rows:
+        return out
+    set_background(b.root, labels, background, info)
+    return bf.load(b.root)
