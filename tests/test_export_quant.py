@@ -114,13 +114,17 @@ def test_range_methods_really_differ_and_cpu_ranges_keep_the_relu_floor(tower, t
     assert all(pct[t][1] <= mm[t][1] + 1e-6 for t in mm)
     assert pct["r2"][0] >= 0 and pct["r2"][1] > 0  # a ReLU6 output: the range starts at 0
     assert pct["c3"][0] > mm["c3"][0] and pct["c3"][1] < mm["c3"][1]  # a signed output: both tails cut
+    mixed = _ranges(tower, images, tmp_path, method="mixed", percentile=99.0)
+    assert mixed["r2"] == mm["r2"] and mixed["c3"] == pct["c3"]  # MinMax where >= 0, else Percentile
 
 
 def test_bias_correction_removes_the_mean_shift_of_rounded_weights(tower, tmp_path):
     cal, held = _crops(48, seed=0), _crops(48, seed=1)
     ref = _run(tower, held)
     # weights-only damage is what bias correction targets: 7-bit weights make it large enough to see
-    base = quantize.QuantConfig("cpu", "minmax", keep_first=0, reduce_range=True)
+    base = quantize.QuantConfig(
+        "cpu", "minmax", keep_first=0, reduce_range=True, dense_weights="s8", bias_correction=False
+    )
     plain = quantize.quantize(tower, tmp_path / "plain.onnx", cal, base)
     fixed = quantize.quantize(tower, tmp_path / "fixed.onnx", cal, replace(base, bias_correction=True))
 
@@ -152,9 +156,26 @@ def test_pads_fold_into_convs_exactly(tower, tmp_path):
     assert "Pad" not in {n.op_type for n in onnx.load(q).graph.node}
 
 
-def test_keep_convs_positions_stay_float_and_the_rest_is_int8(tower, tmp_path):
-    cfg = quantize.QuantConfig("cpu", "minmax", keep_first=1, keep_convs=(2, 99))
+def _ort_optimized(path: Path, tmp: Path) -> list[str]:
+    """Op types of the graph ONNX Runtime's CPU provider actually runs (after its QDQ fusions)."""
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
+    so.optimized_model_filepath = str(tmp / "ort.onnx")
+    ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+    return [n.op_type for n in onnx.load(tmp / "ort.onnx").graph.node]
+
+
+@pytest.mark.parametrize("flavour", ["cpu", "tensorrt"])
+def test_convs_kept_float_by_position_really_run_in_float(tower, tmp_path, flavour):
+    cfg = quantize.QuantConfig(flavour, "minmax", keep_first=1, keep_convs=(2, 99))
     out = quantize.quantize(tower, tmp_path / "q.onnx", _crops(16, seed=0), cfg)
     convs = quantize.inspect_convs(out)
-    assert [c.weight_quantized for c in convs] == [False, True, False, True]
-    assert all(c.input_quantized for c in convs if c.weight_quantized)
+    assert [c.weight_quantized for c in convs[:2]] == [False, True] and convs[3].weight_quantized
+    if flavour == "cpu":  # mid-graph: int16 weights, which ORT cannot fuse into an int8 kernel
+        assert convs[2].weight_dtype == TensorProto.INT16
+        ops = _ort_optimized(out, tmp_path)
+        assert ops.count("Conv") == 2 and ops.count("QLinearConv") == 2, ops
+    else:  # TensorRT runs a conv without Q/DQ in float
+        assert not convs[2].weight_quantized

@@ -30,7 +30,7 @@ from lit_edge.export.ranges import RangeConfig
 log = logging.getLogger(__name__)
 
 FLAVOURS = ("cpu", "tensorrt")
-METHODS = ("minmax", "percentile", "entropy")
+METHODS = ("minmax", "percentile", "entropy", "mixed")
 #: Roles ``keep_float`` understands: the first conv, the last conv, the layers after global pooling.
 ROLES = ("first_conv", "last_conv", "head")
 _POOLS = {"GlobalAveragePool", "ReduceMean", "GlobalMaxPool"}
@@ -48,28 +48,27 @@ class QuantConfig:
     """How an image tower is quantized. ``flavour`` picks the number formats; the rest is accuracy."""
 
     flavour: str = "cpu"  # cpu | tensorrt
-    method: str = "percentile"  # minmax | percentile | entropy
+    method: str = "mixed"  # minmax | percentile | entropy | mixed (MinMax if >= 0, else Percentile)
     percentile: float = 99.999
     per_channel: bool = True
-    # 7-bit weights: x86 CPUs without VNNI (AVX2 only) sum u8*s8 pairs in saturating int16, which
-    # wrecks full-range weights (measured here, AMD EPYC/AVX2); costs little elsewhere.
+    # 7-bit weights everywhere (cpu flavour): avoids AVX2's int16 saturation, but costs accuracy;
+    # ``dense_weights`` does better (export/README.md).
     reduce_range: bool = False
-    # Weights of the convs x86 runs as a GEMM (group == 1), cpu flavour: AVX2 without VNNI sums u8*s8
-    # pairs in saturating int16 (vpmaddubsw) there. "s8": as ``weights``; "s8r": 7-bit s8 (no
-    # saturation, coarser); "u8": MLAS's u8u8 GEMM (widens to int16 first: exact, full 8 bits).
-    # Depthwise kernels accumulate in int32 and never saturate. (measured in export/README.md)
-    dense_weights: str = "s8"
-    # cpu flavour weight type. u8 weights (zero point 128) take MLAS's u8u8 kernels, which widen to
-    # int16 before multiplying: no vpmaddubsw saturation on AVX2-without-VNNI x86, full 8-bit weights.
-    weights: str = "s8"  # s8 | u8 (tensorrt: always s8)
+    # cpu flavour, weights of the convs x86 runs as a GEMM (group == 1). AVX2 without VNNI sums u8*s8
+    # pairs in saturating int16 (vpmaddubsw) there: measured mean cosine 0.984 with s8 weights vs
+    # 0.996 for the same graph in exact arithmetic. "u8": MLAS's u8u8 GEMM widens to int16 before
+    # multiplying (exact, full 8 bits, same speed here); "s8r": 7-bit s8; "s8": plain.
+    # Depthwise kernels accumulate in int32 and never saturate: they keep s8 weights.
+    dense_weights: str = "u8"
+    weights: str = "s8"  # cpu flavour, every conv: "u8" is exact but 4x slower (no u8u8 depthwise)
     keep_float: tuple[str, ...] = ()  # roles from ROLES; a float head measured no better and is 5 MB
     keep_first: int = 3  # leading convs kept float (measured: the stem and first block are fragile)
     keep_convs: tuple[int, ...] = ()  # positions (graph order) of further convs kept float
     keep_nodes: tuple[str, ...] = ()  # further node names kept float
     # fold the mean output shift of int8 weight rounding back into each conv's bias (biascorr.py)
-    bias_correction: bool = False
-    preprocess: bool = True
-    fold_pads: bool = True  # explicit zero Pads into the next Conv (fold.py: ORT runs them in float)  # onnxruntime's quant_pre_process (shape inference + graph optimisation)
+    bias_correction: bool = True
+    preprocess: bool = True  # onnxruntime's quant_pre_process (shape inference + graph optimisation)
+    fold_pads: bool = True  # explicit zero Pads into the next Conv (fold.py: ORT runs them in float)
     batch: int = 16
     op_types: tuple[str, ...] = OP_TYPES
     extra: dict = field(default_factory=dict)  # passed on to quantize_static's extra_options
@@ -101,7 +100,12 @@ def nodes_for_roles(
     pool_idx = max((i for i, n in enumerate(nodes) if n.op_type in _POOLS), default=None)
     names: list[str] = [n.name for n in convs[:first]]
     names += [convs[i].name for i in positions if -len(convs) <= i < len(convs)]
-    if convs and (convs[0].name in names or "first_conv" in roles):
+    if first and convs:
+        # the whole prefix, activations and input normalisation included, so it really runs float
+        # (a quantized activation between two float convs would make the second one DQ -> Conv)
+        end = nodes.index(convs[first]) if first < len(convs) else len(nodes)
+        names += [n.name for n in nodes[:end] if n.op_type not in ("QuantizeLinear", "DequantizeLinear")]
+    elif convs and (convs[0].name in names or "first_conv" in roles):
         # a float first conv wants float input: keep the input normalisation float too (quantized,
         # it runs as Q -> QLinearMul -> QLinearAdd -> DQ, slower than the float ops and lossy)
         names += [n.name for n in nodes[: nodes.index(convs[0])]]

@@ -10,6 +10,12 @@ Why not let ``quantize_static`` calibrate by itself:
   out identical to MinMax. The bins are set explicitly here. Percentile cuts both tails of signed
   tensors unless ``symmetric`` (then it cuts |x|, as symmetric int8 wants).
 
+``mixed`` (the default recipe): MinMax for tensors that are never negative (ReLU6 outputs, bounded
+by the clip: their extremes are real and frequent), Percentile for signed ones (linear bottleneck and
+residual outputs: long, rare tails that MinMax would spend most of the 256 levels on). Measured on
+EfficientNet-Lite0: mean cosine 0.9967 -> 0.9976, min 0.962 -> 0.973 (export/README.md). One pass:
+the percentile histograms also carry each tensor's min and max.
+
 The result is ONNX Runtime's own calibration cache (JSON), which ``quantize_static`` loads through
 ``calibration_cache_path`` without calibrating again.
 """
@@ -31,7 +37,7 @@ log = logging.getLogger(__name__)
 class RangeConfig:
     """How tensor ranges are estimated from calibration images."""
 
-    method: str = "percentile"  # minmax | percentile | entropy
+    method: str = "percentile"  # minmax | percentile | entropy | mixed
     percentile: float = 99.999
     symmetric: bool = False  # symmetric histograms: for symmetric int8 (TensorRT) activations
     num_bins: int = 2048  # histogram resolution of percentile / entropy
@@ -63,7 +69,19 @@ def ort_method(name: str):
         "minmax": CalibrationMethod.MinMax,
         "percentile": CalibrationMethod.Percentile,
         "entropy": CalibrationMethod.Entropy,
+        "mixed": CalibrationMethod.Percentile,  # ORT only checks the cache was made the same way
     }[name]
+
+
+def _minmax_where_non_negative(ranges, histograms: dict):
+    from onnxruntime.quantization.calibrate import TensorData, TensorsData
+
+    data = dict(ranges.data)
+    for name, h in histograms.items():  # (hist, edges, min, max[, threshold])
+        lo, hi = h[2], h[3]
+        if name in data and float(lo) >= 0.0:
+            data[name] = TensorData(lowest=np.asarray(lo, np.float32), highest=np.asarray(hi, np.float32))
+    return TensorsData(ranges.calibration_method, data)
 
 
 def measure(
@@ -76,7 +94,7 @@ def measure(
 
     method = ort_method(cfg.method)
     options: dict = {"symmetric": cfg.symmetric}
-    if cfg.method == "percentile":
+    if cfg.method in ("percentile", "mixed"):
         options |= {"num_bins": cfg.num_bins, "percentile": cfg.percentile}
     elif cfg.method == "entropy":
         options |= {"num_bins": cfg.num_bins, "num_quantized_bins": cfg.num_quantized_bins}
@@ -92,6 +110,8 @@ def measure(
         for i in range(0, len(images), cfg.batch):
             calibrator.collect_data(_one_batch_reader(input_name, images[i : i + cfg.batch]))
         ranges = calibrator.compute_data()
+        if cfg.method == "mixed":
+            ranges = _minmax_where_non_negative(ranges, calibrator.collector.histogram_dict)
     save_tensors_data(ranges, out)
     log.info("measured %d tensor ranges (%s) on %d images", len(ranges.data), cfg.method, len(images))
     return out
