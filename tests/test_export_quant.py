@@ -60,6 +60,11 @@ def _tower(path: Path, seed: int = 0) -> Path:
     x = conv(0, "x", 3, 16, 3, stride=2)
     x = conv(1, x, 16, 16, 3, group=16)
     x = conv(2, x, 16, 32, 1)
+    w2, b2 = (next(i for i in inits if i.name == n) for n in ("w2", "b2"))
+    dead_w, dead_b = numpy_helper.to_array(w2).copy(), numpy_helper.to_array(b2).copy()
+    dead_w[0], dead_b[0] = 1e-9 * dead_w[0], 1.0  # a dead channel (weights ~0), as training leaves
+    w2.CopyFrom(numpy_helper.from_array(dead_w, "w2"))
+    b2.CopyFrom(numpy_helper.from_array(dead_b, "b2"))
     x = conv(3, x, 32, 8, 1, relu=False)
     graph = helper.make_graph(
         nodes,
@@ -136,6 +141,21 @@ def test_bias_correction_removes_the_mean_shift_of_rounded_weights(tower, tmp_pa
     assert [n.op_type for n in onnx.load(fixed).graph.node] == [
         n.op_type for n in onnx.load(plain).graph.node
     ]
+
+
+def test_dead_channel_keeps_its_bias(tower, tmp_path):
+    """ORT gives a dead channel (weights ~1e-9) a ~1e-11 weight scale, so its int32 bias overflows and is
+    clipped (1.0 became ~0.2 on EfficientNet-Lite0); the default recipe re-quantizes it."""
+    out = quantize.quantize(
+        tower, tmp_path / "q.onnx", _crops(16, seed=0), quantize.QuantConfig("cpu", "minmax", keep_first=0)
+    )
+    model = onnx.load(out)
+    inits = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+    producer = {o: n for n in model.graph.node for o in n.output}
+    conv = next(n for n in model.graph.node if n.name == "conv2")
+    dq = producer[conv.input[2]]
+    bias = inits[dq.input[0]].astype(np.float64) * inits[dq.input[1]]
+    assert bias[0] == pytest.approx(1.0, abs=0.01)  # within half a bias step
 
 
 def test_bias_correction_leaves_a_float_graph_alone(tower, tmp_path):

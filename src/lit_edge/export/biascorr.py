@@ -25,6 +25,15 @@ from onnx import numpy_helper
 log = logging.getLogger(__name__)
 
 
+_DEAD = 1e-8  # weight scales below this belong to dead channels (weights ~0)
+
+
+def _set(init: onnx.TensorProto, values: np.ndarray) -> None:
+    """Overwrite an initializer's values, keeping its name and dtype."""
+    dtype = numpy_helper.to_array(init).dtype
+    init.CopyFrom(numpy_helper.from_array(np.asarray(values).astype(dtype), init.name))
+
+
 @dataclass(frozen=True)
 class Correction:
     conv: str
@@ -71,7 +80,8 @@ def correct(qdq_path: Path, fp32_path: Path, images: np.ndarray, out: Path) -> l
 
     todo = []  # (conv name, weight DQ node, bias DQ node, float conv)
     for n in qdq.graph.node:
-        if n.op_type != "Conv" or n.name not in f_convs or len(n.input) < 3:
+        f = f_convs.get(n.name)
+        if n.op_type != "Conv" or f is None or len(n.input) < 3 or f.input[2] not in f_inits:
             continue
         w_dq, b_dq = dq_parts(n.input[1]), dq_parts(n.input[2])
         if w_dq is not None and b_dq is not None:
@@ -94,11 +104,20 @@ def correct(qdq_path: Path, fp32_path: Path, images: np.ndarray, out: Path) -> l
         # output channel o reads input channels [g*cin_g, (g+1)*cin_g) of its group g
         per_out = mean_in.reshape(groups, cin_g)[np.arange(w.shape[0]) // (w.shape[0] // groups)]
         shift = (dw.sum(axis=(2, 3)) * per_out).sum(1)
-        b_init = q_inits[b_dq.input[0]]
+        # re-quantize from the float bias: ORT clips int32 biases whose scale is tiny (a "dead"
+        # channel, weights ~1e-8, gets a weight scale ~1e-10), so their value is lost (-1.27 -> -0.19
+        # on EfficientNet-Lite0). Those channels get zero weights and weight scale 1.
+        b_fp = numpy_helper.to_array(f_inits[conv.input[2]]).astype(np.float64)
         b_scale = numpy_helper.to_array(q_inits[b_dq.input[1]]).astype(np.float64)
-        bq = numpy_helper.to_array(b_init).astype(np.float64)
-        new = np.clip(np.round(bq - shift / b_scale), -(2**31), 2**31 - 1).astype(np.int32)
-        b_init.CopyFrom(numpy_helper.from_array(new, b_init.name))
+        dead = w_scale.reshape(-1) < _DEAD if w_scale.size > 1 else np.zeros(len(w), bool)
+        if dead.any():
+            wq_init = q_inits[w_dq.input[0]]
+            zp = np.broadcast_to(np.asarray(w_zp).reshape(-1, *([1] * (w.ndim - 1))), wq.shape)
+            _set(wq_init, np.where(dead.reshape(scale.shape), zp, wq))
+            b_scale = np.where(dead, b_scale / np.where(dead, w_scale, 1.0), b_scale)
+            _set(q_inits[w_dq.input[1]], np.where(dead, 1.0, w_scale))
+            _set(q_inits[b_dq.input[1]], b_scale)
+        _set(q_inits[b_dq.input[0]], np.clip(np.round((b_fp - shift) / b_scale), -(2**31), 2**31 - 1))
         done.append(Correction(name, float(np.abs(shift).max())))
     onnx.save(qdq, out)
     log.info("bias correction on %d convs (largest shift %.4g)", len(done), max(c.max_shift for c in done))

@@ -239,7 +239,8 @@ def quantize(
         if not cache.is_file():
             rcfg = RangeConfig(cfg.method, cfg.percentile, symmetric=symmetric, batch=cfg.batch)
             ranges.measure(src, images, rcfg, cache, cfg.op_types)
-        with _quiet_root_logger():
+        # its "bias exceeds int32" warnings are about dead channels, which bias correction fixes
+        with _quiet_root_logger(logging.ERROR if cfg.bias_correction else logging.WARNING):
             quantize_static(
                 str(src),
                 str(out),
@@ -264,12 +265,12 @@ def quantize(
 
 
 @contextlib.contextmanager
-def _quiet_root_logger():
+def _quiet_root_logger(floor: int = logging.WARNING):
     """ONNX Runtime's quantizer logs every bias-scale adjustment at INFO on the root logger:
     hundreds of lines a user cannot act on. Keep them out of the terminal for the call."""
     root = logging.getLogger()
     level = root.level
-    root.setLevel(max(level, logging.WARNING))
+    root.setLevel(max(level, floor))
     try:
         yield
     finally:
