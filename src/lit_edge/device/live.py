@@ -49,7 +49,7 @@ class DetectConfig:
     workers: int = 1  # inference workers (batches run side by side); see the module docstring
     duration_s: float = 0.0  # stop after this many seconds (0 = until stopped / source ends)
     status_every_s: float = 10.0  # a status line this often (0 = never)
-    print_detections: bool = True  # a line per decided (non-uncertain) frame
+    print_detections: bool = True  # a line per frame that names a taxon (not uncertain or blank)
     display: bool = False  # show frames in a window (needs OpenCV with GUI; headless is the default)
     save_frames: Path | None = None  # save confident frames as JPEG here
     save_min_score: float = 0.8
@@ -149,7 +149,7 @@ def run_detect(
                 )
             )
             frames += 1
-            if d.rank != "uncertain":
+            if d.named:  # a species or a rolled-up taxon; not uncertain, not blank
                 detections += 1
                 if config.print_detections:
                     echo(f"{f.captured_at}  frame {f.index}  {d.rank} {d.name}  {d.score:.2f}")
