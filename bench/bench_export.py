@@ -6,7 +6,9 @@
 Both use the real EfficientNet-Lite0 tower (the packaged ImageNet weights). The accuracy table
 compares the ImageNet classifier output of the tower, which the starter's embedding is a function
 of (``sqrt(softmax(logits))``): top-1 agreement with fp32 overall and where fp32 is confident
-(top-1 minus top-2 probability >= 0.1), and the cosine of those embeddings. Calibration and
+(top-1 minus top-2 probability >= 0.1), and the cosine of those embeddings. Each recipe row adds
+one step to the row above (``RECIPES``); cpu rows run ORT's x86 kernels, tensorrt rows run the QDQ
+graph in exact arithmetic (what TensorRT computes). Calibration and
 evaluation crops come from the same sample photos with different seeds (held out). Everything is
 measured side by side in one run and printed as a table of ratios; nothing here asserts a time.
 """
@@ -145,13 +147,13 @@ RECIPES = {
         "cpu",
         {**_S1, "dense_weights": "u8", "method": "minmax", "bias_correction": True},
     ),
-    "cpu + sensitive convs float (default)": ("cpu", {}),
+    "cpu + mixed ranges (default)": ("cpu", {}),
     "cpu default, entropy ranges": ("cpu", {"method": "entropy"}),
     "cpu default, 7-bit dense weights": ("cpu", {"dense_weights": "s8r"}),
     "trt all INT8": ("tensorrt", _S8_ALL),
     "trt + first 3 convs float (session 1)": ("tensorrt", _S1),
     "trt + minmax, bias correction": ("tensorrt", {**_S1, "method": "minmax", "bias_correction": True}),
-    "trt + sensitive convs float (default)": ("tensorrt", {}),
+    "trt + mixed ranges (default)": ("tensorrt", {}),
 }
 
 

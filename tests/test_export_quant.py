@@ -199,3 +199,14 @@ def test_convs_kept_float_by_position_really_run_in_float(tower, tmp_path, flavo
         assert ops.count("Conv") == 2 and ops.count("QLinearConv") == 2, ops
     else:  # TensorRT runs a conv without Q/DQ in float
         assert not convs[2].weight_quantized
+
+
+def test_sensitivity_scores_every_conv_against_the_all_int8_model(tower):
+    from lit_edge.export import sensitivity
+
+    cfg = quantize.QuantConfig("cpu", "minmax", bias_correction=False)
+    base, scores = sensitivity.layer_scores(tower, _crops(16, seed=0), cfg)
+    assert sorted(s.position for s in scores) == [0, 1, 2, 3]
+    assert [s.cosine for s in scores] == sorted((s.cosine for s in scores), reverse=True)
+    assert 0.5 < base < 1.0 and all(0.5 < s.cosine <= 1.0 for s in scores)
+    assert len({round(s.cosine, 6) for s in scores}) > 1  # each conv's float version is really different
