@@ -22,6 +22,8 @@ The result is ONNX Runtime's own calibration cache (JSON), which ``quantize_stat
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 import tempfile
 from collections.abc import Sequence
@@ -107,9 +109,11 @@ def measure(
             calibrate_method=method,
             extra_options=options,
         )
-        for i in range(0, len(images), cfg.batch):
-            calibrator.collect_data(_one_batch_reader(input_name, images[i : i + cfg.batch]))
-        ranges = calibrator.compute_data()
+        # ORT's histogram calibrators print a line per batch to stdout: not for the user's terminal
+        with contextlib.redirect_stdout(io.StringIO()):
+            for i in range(0, len(images), cfg.batch):
+                calibrator.collect_data(_one_batch_reader(input_name, images[i : i + cfg.batch]))
+            ranges = calibrator.compute_data()
         if cfg.method == "mixed":
             ranges = _minmax_where_non_negative(ranges, calibrator.collector.histogram_dict)
     save_tensors_data(ranges, out)
