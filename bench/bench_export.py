@@ -121,7 +121,8 @@ def speed(args) -> None:
     )
     print(
         "ORT INT8 (cpu): the bundle's int8_cpu recipe (first 3 convs float, u8 dense weights);\n"
-        "all layers: every conv INT8 with ORT's default u8s8 (fastest, least accurate on AVX2)"
+        "all layers: every conv INT8 with ORT's default u8s8 (least accurate on AVX2, and no faster:\n"
+        "the 112x112 stem and first block run faster as fp32 NCHWc convs than as int8)"
     )
     print(f"load average {os.getloadavg()[0]:.1f} (1 min) on {os.cpu_count()} cores")
 
