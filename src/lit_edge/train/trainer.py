@@ -6,14 +6,14 @@ once (:mod:`lit_edge.train.featurize`) and steps read its features; without, ima
 tower every step, with augmentation.
 
 Every step is a pure function of ``(weights, optimiser state, seed, step)``: batches, captions and
-dropout masks are seeded by the step.
+dropout masks are seeded by the step. So ``--resume`` from a checkpoint at step ``s`` continues with
+exactly the updates an uninterrupted run would have made, and a killed run loses only the steps
+since its last checkpoint.
 
 With ``text.lock_encoder`` only the text head trains; with ``text.feature_cache`` too, the locked
 encoder's pooled features of every caption are computed once (:mod:`lit_edge.train.text_cache`), so
 a step runs the head alone. ``loss.kind='distill'`` fits each caption to its image's class
-distribution (``class_dist`` models; the starter model is built this way). So ``--resume`` from a checkpoint at step ``s`` continues with
-exactly the updates an uninterrupted run would have made, and a killed run loses only the steps
-since its last checkpoint.
+distribution (``class_dist`` models; the starter model is built this way).
 """
 
 from __future__ import annotations
@@ -148,7 +148,7 @@ def _train_mode(model, cfg: TrainConfig) -> None:
 
 
 def _source(cfg: TrainConfig, model, ctx: distributed.DistContext):
-    """``(batch source, sampler, captions, cache stage)``; the stage is None in online mode (tower in the loop)."""
+    """``(batch source, sampler, caption sampler, cache stage)``; stage None = online (tower in the loop)."""
     if cfg.cache.dir:
         if not (Path(cfg.cache.dir) / "meta.json").is_file() and not cfg.data.root:
             raise UserError(f"no feature cache at {cfg.cache.dir} and no data.root to build one from")
