@@ -22,7 +22,11 @@ CalibDir = Annotated[
     typer.Option("--calib", help="Folder of real photos for INT8 calibration (default: sample photos)."),
 ]
 Method = Annotated[
-    str, typer.Option("--method", help="INT8 calibration method: minmax | percentile | entropy.")
+    str,
+    typer.Option(
+        "--method",
+        help="INT8 calibration ranges: mixed (MinMax where never negative, Percentile elsewhere; default) | minmax | percentile | entropy.",
+    ),
 ]
 CalibImages = Annotated[int, typer.Option("--calib-images", help="Calibration images (photos plus crops).")]
 
@@ -101,7 +105,7 @@ def bundle(
     out: Annotated[Path, typer.Option("--out", "-o", help="Bundle folder to write.")] = Path("bundle"),
     calib: CalibDir = None,
     tar: Annotated[bool, typer.Option("--tar", help="Also write BUNDLE.tar.")] = False,
-    method: Method = "percentile",
+    method: Method = "mixed",
     calib_images: CalibImages = 256,
     classifiers: Annotated[bool, typer.Option(help="Also write classifier graphs (output scores).")] = True,
 ) -> None:
