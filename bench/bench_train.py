@@ -26,6 +26,7 @@ tower's gradient (MiniLM: 22 M floats), a fixed cost that tiny batches cannot am
 
     python bench/bench_train.py                 # EfficientNet-Lite0 and ViT-B/16 (random weights)
     python bench/bench_train.py --towers effnet --epochs 3
+    python bench/bench_train.py --towers none   # only the 1 vs 2 gloo processes row
 """
 
 from __future__ import annotations
@@ -278,9 +279,10 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=10)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--gloo-batch", type=int, default=64)
+    ap.add_argument("--gloo-tower", default="effnet", choices=sorted(TOWERS))
     ap.add_argument("--skip-gloo", action="store_true")
     args = ap.parse_args()
-    console = Console()
+    console = Console(width=160)
     table = Table(
         title=f"LiT training, {args.images} images, batch {args.batch}, {args.epochs} epochs, "
         f"CPU x{args.threads} threads"
@@ -290,7 +292,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-train-") as t:
         tmp = Path(t)
         data = write_data(tmp / "data", args.images, args.classes)
-        for key in args.towers.split(","):
+        for key in [k for k in args.towers.split(",") if k and k != "none"]:
             label = TOWERS[key][0]
             ours_json, oc_dir = model_files(tmp, key)
             console.log(f"{label}: open_clip ...")
@@ -322,7 +324,7 @@ def main() -> None:
             )
             console.log(f"{label}: open_clip {oc}, lit-edge {lit}")
         if not args.skip_gloo:
-            key = args.towers.split(",")[0]
+            key = args.gloo_tower
             ours_json, _ = model_files(tmp, key)
             gb = min(args.gloo_batch, args.images // 2 * 2)  # the trainer refuses a batch > data
             one = run_lit(tmp, ours_json, data, gb, args.epochs, 1, nproc=1, tag="-n1")
