@@ -7,11 +7,10 @@ thread only hands decoded photos to the workers in order and results to the stor
 
 Why several inference workers of one intra-op thread each rather than one session on all cores:
 EfficientNet-Lite0's convolutions are small, and splitting each of them over two threads costs
-synchronisation: on an idle 2-core machine one call on two threads did 111-121 img/s where one
-thread did 77, so two independent one-thread calls can do up to ~150. Both settings use the same
-CPU time per photo (``bench/bench_device.py`` prints them side by side); ``--workers 1`` is the
-one-session setting. The workers share one ONNX Runtime session (``run`` is thread-safe), which
-holds the weights once.
+synchronisation: on a quiet 2-core machine the INT8 tower did 94 img/s as one two-thread call
+and 131-152 as two one-thread calls side by side, and ``tag`` 110 files/s against 81 with
+``--workers 1`` (the one-session setting; ``bench/bench_device.py`` prints both). The workers
+share one ONNX Runtime session (``run`` is thread-safe), which holds the weights once.
 
 Resuming is by resolved path: what the database already holds as done (or failed, unless
 ``retry_failed``) is skipped before any decoding. A photo that cannot be read or decoded becomes a
