@@ -261,6 +261,23 @@ def test_tag_decides_blank_and_field_data_says_so(bundle, tmp_path):
 # --- the starter's background rows (real WordNet 3.0, as the starter itself needs) --------------
 
 
+def test_blank_threshold_flag_reaches_the_decision(bundle, tmp_path):
+    photos = tmp_path / "card"
+    photos.mkdir()
+    jpeg_with_exif(photos / "rose.jpg", solid(COLOURS["Rubra rosea"]), when="2024:05:01 08:00:00", gps=GPS)
+    ranks = {}
+    for value in ("0.5", "0"):  # 0: any share of background evidence is enough
+        db = tmp_path / f"tags-{value}.db"
+        args = ["tag", str(photos), "--bundle", str(bundle), "--db", str(db), "--no-progress"]
+        r = runner.invoke(app, [*args, "--blank-threshold", value])
+        assert r.exit_code == 0, r.output
+        with sqlite3.connect(db) as con:
+            ranks[value] = con.execute("SELECT top_rank FROM media").fetchone()[0]
+    assert ranks == {"0.5": "species", "0": "blank"}
+    r = runner.invoke(app, ["tag", str(photos), "--bundle", str(bundle), "--blank-threshold", "2"])
+    assert r.exit_code == 2
+
+
 def test_starter_background_rows_are_the_non_animal_classes_not_claimed_by_a_species(tmp_path):
     from lit_edge.export.starter import _background, add_background
     from lit_edge.starter import blank

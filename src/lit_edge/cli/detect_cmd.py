@@ -16,6 +16,7 @@ import typer
 
 from lit_edge.cli.device_opts import (
     BackendOpt,
+    BlankOpt,
     BundleOpt,
     MarginOpt,
     PrecisionOpt,
@@ -48,6 +49,7 @@ def detect(
     top_k: TopKOpt = 5,
     threshold: ThresholdOpt = 0.5,
     margin: MarginOpt = 0.1,
+    blank_threshold: BlankOpt = 0.5,
     species: SpeciesOpt = None,
     fps: Annotated[
         float, typer.Option("--fps", min=0, help="Classify at most this many frames/s (0 = all).")
@@ -120,6 +122,7 @@ def detect(
             float(o["threshold"]),
             float(o["margin"]),
             _path(o["species"]),
+            float(o["blank_threshold"]),
         ),
         capture=CaptureConfig(
             width=int(o["width"]),

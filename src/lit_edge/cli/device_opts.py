@@ -52,6 +52,15 @@ MarginOpt = Annotated[
     float,
     typer.Option("--margin", min=0.0, max=1.0, help="Lead over the runner-up needed to name a species."),
 ]
+BlankOpt = Annotated[
+    float,
+    typer.Option(
+        "--blank-threshold",
+        min=0.0,
+        max=1.0,
+        help="Share of the evidence the bundle's background rows need to call a photo blank (no animal).",
+    ),
+]
 SpeciesOpt = Annotated[
     Path | None,
     typer.Option("--species", help="Restrict to these scientific names (a text file, one per line)."),
@@ -67,6 +76,7 @@ def engine_config(
     threshold: float,
     margin: float,
     species: Path | None,
+    blank_threshold: float = 0.5,
 ) -> EngineConfig:
     # imported here so that '--help' does not pay for OpenCV and ONNX Runtime
     from lit_edge.device.backends import BackendConfig
@@ -76,5 +86,11 @@ def engine_config(
     return EngineConfig(
         bundle=bundle,
         backend=BackendConfig(backend=backend, precision=precision, threads=threads),
-        classify=ClassifyConfig(top_k=top_k, threshold=threshold, margin=margin, species_file=species),
+        classify=ClassifyConfig(
+            top_k=top_k,
+            threshold=threshold,
+            margin=margin,
+            species_file=species,
+            blank_threshold=blank_threshold,
+        ),
     )

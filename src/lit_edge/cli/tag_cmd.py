@@ -13,6 +13,7 @@ import typer
 
 from lit_edge.cli.device_opts import (
     BackendOpt,
+    BlankOpt,
     BundleOpt,
     MarginOpt,
     PrecisionOpt,
@@ -40,6 +41,7 @@ def tag(
     top_k: TopKOpt = 5,
     threshold: ThresholdOpt = 0.5,
     margin: MarginOpt = 0.1,
+    blank_threshold: BlankOpt = 0.5,
     species: SpeciesOpt = None,
     batch_size: Annotated[
         int, typer.Option("--batch-size", min=0, help="Photos per inference (0 = 2 on CPU, 16 on GPU).")
@@ -60,7 +62,9 @@ def tag(
     config = TagConfig(
         source=folder,
         db=db or default_db(folder),
-        engine=engine_config(bundle, backend, precision, threads, top_k, threshold, margin, species),
+        engine=engine_config(
+            bundle, backend, precision, threads, top_k, threshold, margin, species, blank_threshold
+        ),
         retry_failed=retry_failed,
         batch_size=batch_size,
         workers=workers,
