@@ -150,7 +150,7 @@ def detect(
         f"{result.reconnects} reconnect(s), {result.dropped} dropped; database {cfg.db}"
     )
     for rank, name, n in result.summary.taxa:
-        typer.echo(f"  {n:6d}  {name} ({rank})")
+        typer.echo(f"  {n:6d}  {name}" + ("" if rank in ("blank", "uncertain") else f" ({rank})"))
     if result.source_error:  # non-zero, so that systemd's Restart=on-failure starts it again
         raise UserError(f"{result.source_error}; detections so far are in {cfg.db}")
 

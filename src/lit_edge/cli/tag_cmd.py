@@ -79,7 +79,7 @@ def tag(
     )
     typer.echo(f"database holds {s.done} done, {s.failed} failed")
     for rank, name, n in s.taxa:
-        typer.echo(f"  {n:6d}  {name} ({rank})")
+        typer.echo(f"  {n:6d}  {name}" + ("" if rank in ("blank", "uncertain") else f" ({rank})"))
     if s.failures:
         typer.echo("failures:")
         for path, error in s.failures:
