@@ -26,6 +26,7 @@ tower's gradient (MiniLM: 22 M floats), a fixed cost that tiny batches cannot am
 
     python bench/bench_train.py                 # EfficientNet-Lite0 and ViT-B/16 (random weights)
     python bench/bench_train.py --towers effnet --epochs 3
+    python bench/bench_train.py --towers vitl16 --skip-gloo   # the paper's tower (slow on a CPU)
     python bench/bench_train.py --towers none   # only the 1 vs 2 gloo processes row
 """
 
@@ -55,6 +56,7 @@ PY = sys.executable
 TOWERS = {
     "effnet": ("EfficientNet-Lite0 (packaged)", "tf_efficientnet_lite0", "package:efficientnet_lite0", 224),
     "vitb16": ("ViT-B/16 (random init)", "vit_base_patch16_224", "", 224),
+    "vitl16": ("ViT-L/16 (random init, the paper's tower)", "vit_large_patch16_224", "", 224),
 }
 
 
