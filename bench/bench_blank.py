@@ -55,24 +55,12 @@ NON_ANIMAL = (
 ANIMAL = ("chelsea",)
 
 
-def rgb(px: np.ndarray) -> np.ndarray:
-    """Greyscale, boolean, RGBA or stereo pairs -> H x W x 3 uint8 (what the decoder hands over)."""
-    if isinstance(px, tuple):
-        px = px[0]
-    px = np.asarray(px)
-    if px.dtype == bool:
-        px = px.astype(np.uint8) * 255
-    if px.ndim == 2:
-        px = np.repeat(px[:, :, None], 3, axis=2)
-    return np.ascontiguousarray(px[:, :, :3])
-
-
 def photo_embeddings(engine: Engine, n_crops: int, seed: int = 0) -> dict[str, np.ndarray]:
     """name -> [1 + n_crops, D] embeddings of the photo and its crops ('china'/'flower' from sklearn)."""
     rng = np.random.default_rng(seed)
     out = {}
     for p in sample_photos(NON_ANIMAL + ANIMAL):
-        px = rgb(p.pixels)
+        px = p.rgb
         items = [px, *crops(px, n_crops, rng)]
         batch = np.stack([engine.prepare(np.ascontiguousarray(x)) for x in items])
         out[p.name] = engine.backend.embed(batch)

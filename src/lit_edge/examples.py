@@ -28,6 +28,19 @@ class ExamplePhoto:
     name: str
     pixels: np.ndarray
 
+    @property
+    def rgb(self) -> np.ndarray:
+        """The pixels as contiguous H x W x 3 uint8 RGB (what a decoder hands the model): greyscale
+        repeated, alpha dropped, boolean or wider integer samples scaled to 0-255."""
+        img = self.pixels
+        if img.dtype == bool:
+            img = img.astype(np.uint8) * 255
+        elif img.dtype != np.uint8:
+            img = (img.astype(np.float32) * (255.0 / max(float(img.max()), 1.0))).astype(np.uint8)
+        if img.ndim == 2:
+            img = np.repeat(img[:, :, None], 3, axis=2)
+        return np.ascontiguousarray(img[:, :, :3])
+
 
 def sample_photos(skimage_names: tuple[str, ...] = SKIMAGE_PHOTOS) -> list[ExamplePhoto]:
     """The real photos available offline: the named scikit-image samples, then scikit-learn's two.

@@ -53,15 +53,7 @@ def sample_photos() -> list[tuple[str, np.ndarray]]:
     """The sample photos shipped with scikit-image and scikit-learn, as ``(name, HxWx3 uint8 RGB)``."""
     from lit_edge.examples import sample_photos as load
 
-    return [(p.name, _to_rgb(p.pixels)) for p in load((*_SKIMAGE_COLOUR, *_SKIMAGE_GREY))]
-
-
-def _to_rgb(img: np.ndarray) -> np.ndarray:
-    if img.dtype != np.uint8:
-        img = (img.astype(np.float32) * (255.0 / max(float(img.max()), 1.0))).astype(np.uint8)
-    if img.ndim == 2:
-        img = np.repeat(img[:, :, None], 3, axis=2)
-    return np.ascontiguousarray(img[:, :, :3])
+    return [(p.name, p.rgb) for p in load((*_SKIMAGE_COLOUR, *_SKIMAGE_GREY))]
 
 
 def fit(img: np.ndarray, pre: Preprocess) -> np.ndarray:

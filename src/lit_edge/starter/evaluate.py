@@ -26,12 +26,6 @@ class Photo:
     pixels: np.ndarray  # uint8 RGB HxWx3
 
 
-def _rgb(pixels: np.ndarray) -> np.ndarray:
-    if pixels.ndim == 2:
-        return np.repeat(pixels[..., None], 3, axis=2)
-    return pixels[..., :3]
-
-
 def real_photos(crops_per_photo: int = 0, seed: int = 0, names: tuple[str, ...] = ()) -> list[Photo]:
     """The offline sample photos (optionally only ``names``) as RGB, each followed by random crops."""
     rng = np.random.default_rng(seed)
@@ -39,7 +33,7 @@ def real_photos(crops_per_photo: int = 0, seed: int = 0, names: tuple[str, ...] 
     for p in sample_photos():
         if p.name in NOT_PHOTOS or (names and p.name not in names):
             continue
-        px = _rgb(np.asarray(p.pixels))
+        px = p.rgb
         out.append(Photo(p.name, px))
         out.extend(Photo(f"{p.name}_crop{i}", c) for i, c in enumerate(crops(px, crops_per_photo, rng)))
     return out
