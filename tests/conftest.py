@@ -36,3 +36,20 @@ def _isolated_home(tmp_path_factory):
         os.environ.pop("LIT_EDGE_HOME", None)
     else:
         os.environ["LIT_EDGE_HOME"] = old
+
+
+def fieldset_dir() -> Path | None:
+    """The shared real field media (``../shared/fieldset`` beside the repository, or
+    ``$LIT_EDGE_FIELDSET``); None where this machine has none."""
+    env = os.environ.get("LIT_EDGE_FIELDSET")
+    where = Path(env) if env else TESTS.parent.parent / "shared" / "fieldset"
+    return where if (where / "labels.csv").is_file() else None
+
+
+@pytest.fixture(scope="session")
+def fieldset() -> Path:
+    """The real field media; tests that need it are skipped, visibly, where it is absent."""
+    where = fieldset_dir()
+    if where is None:
+        pytest.skip("no ../shared/fieldset (or $LIT_EDGE_FIELDSET) on this machine: real field media absent")
+    return where
