@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+from lit_edge import outcomes
 from lit_edge.errors import UserError
 
 FORMAT = "lit-edge-bundle"
@@ -41,7 +42,7 @@ LABEL_COLUMNS = ("id", "scientific_name", "common_name", *RANKS)
 #: (the starter has one per non-animal ImageNet class); together they span the background subspace,
 #: and a photo whose embedding lies mostly in it is the runtime's ``blank`` outcome. They are never
 #: species (no softmax, top-k or roll-up). Bundles without them behave as before.
-BLANK = "blank"
+BLANK = outcomes.BLANK
 #: Image tower flavours, best first for a CPU host.
 FLAVOURS = ("int8_cpu", "fp32", "int8_tensorrt")
 

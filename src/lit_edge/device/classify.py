@@ -28,11 +28,11 @@ from pathlib import Path
 
 import numpy as np
 
-from lit_edge.bundle import BLANK, RANKS, Label
+from lit_edge.bundle import RANKS, Label
 from lit_edge.errors import UserError
+from lit_edge.outcomes import BLANK, UNCERTAIN
 
 ROLLUP_RANKS = tuple(reversed(RANKS[:-1]))  # genus, family, order, class, phylum, kingdom
-UNCERTAIN = "uncertain"
 
 
 @dataclass(frozen=True)

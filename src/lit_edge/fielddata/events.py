@@ -15,15 +15,12 @@ from datetime import datetime
 from lit_edge.fielddata.config import DecisionRule, FieldDataConfig
 from lit_edge.fielddata.deployments import Deployment, Placed, assign, load_deployments, per_folder
 from lit_edge.fielddata.records import MediaRecord
-
-ANIMAL, HUMAN, VEHICLE, BLANK, UNKNOWN, UNCLASSIFIED = (
-    "animal",
-    "human",
-    "vehicle",
-    "blank",
-    "unknown",
-    "unclassified",
-)
+from lit_edge.outcomes import OBS_ANIMAL as ANIMAL
+from lit_edge.outcomes import OBS_BLANK as BLANK
+from lit_edge.outcomes import OBS_HUMAN as HUMAN
+from lit_edge.outcomes import OBS_UNCLASSIFIED as UNCLASSIFIED
+from lit_edge.outcomes import OBS_UNKNOWN as UNKNOWN
+from lit_edge.outcomes import OBS_VEHICLE as VEHICLE
 
 
 @dataclass(frozen=True)
