@@ -6,7 +6,9 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.lit-edge-installed
 # WordNet 3.0 (Debian's wordnet-base) maps ImageNet's classes onto species and their parents when the
-# starter model is built; Chromium renders the HTML report in its test. Both come from the system.
+# starter model is built; Chromium renders the HTML report and runs the review page's browser tests
+# (through Playwright, pointed at /usr/bin/chromium: 'playwright install' is never needed). Both
+# come from the system.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 SYSTEM_PACKAGES ?= wordnet-base chromium
 
