@@ -200,6 +200,12 @@ def make_app(review: Review) -> bottle.Bottle:
         if bottle.request.method == "POST" and bottle.request.get_header("X-Review-Token") != review.token:
             raise _error(403, "missing or wrong review token; reload the page")
 
+    def _json_error(err: bottle.HTTPError) -> str:
+        bottle.response.content_type = "application/json"
+        return json.dumps({"error": str(err.body or err.status_line)})
+
+    app.default_error_handler = _json_error
+
     @app.hook("after_request")
     def _headers() -> None:
         bottle.response.set_header("Content-Security-Policy", CSP)
@@ -355,8 +361,8 @@ def make_app(review: Review) -> bottle.Bottle:
 
     def _body() -> dict:
         try:
-            body = bottle.request.json
-        except ValueError:
+            body = json.loads(bottle.request.body.read() or b"null")
+        except (ValueError, UnicodeDecodeError):
             body = None
         if not isinstance(body, dict):
             raise _error(400, "expected a JSON object")

@@ -68,6 +68,9 @@ def serve(cfg: ReviewConfig, ready: Callable[[str], None] | None = None) -> None
     from waitress import create_server
 
     review = open_review(cfg)
+    # OpenCV takes a few hundred ms to import: do it while the browser loads the page, not when
+    # the first thumbnail is asked for
+    threading.Thread(target=_warm_imports, name="warm-imports", daemon=True).start()
     try:
         server = create_server(
             make_app(review), host=cfg.host, port=cfg.port, threads=cfg.threads, ident="lit-edge-review",
@@ -101,6 +104,10 @@ def serve(cfg: ReviewConfig, ready: Callable[[str], None] | None = None) -> None
         server.close()
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
+
+
+def _warm_imports() -> None:
+    import lit_edge.device.decode  # noqa: F401 (cv2 and numpy)
 
 
 def _open(url: str) -> None:

@@ -38,7 +38,9 @@ class ThumbConfig:
     """Where thumbnails live and how big they are (longest side, pixels)."""
 
     root: Path
-    sizes: tuple[tuple[str, int], ...] = (("grid", 320), ("preview", 1280))
+    # preview: the detail pane is ~550 px wide, so 1000 px is sharp on a 2x screen, and a
+    # 12-megapixel JPEG (4000 x 3000) decodes at a quarter of its size for it, four times faster
+    sizes: tuple[tuple[str, int], ...] = (("grid", 320), ("preview", 1000))
     quality: int = 82
 
     def px(self, size: str) -> int:
