@@ -7,6 +7,7 @@ import json
 import socket
 import subprocess
 import sys
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -196,3 +197,18 @@ def test_the_runtime_never_imports_the_review_server(argv):
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.stdout.strip().splitlines()[-1] == "[]", out.stderr[-2000:]
+
+
+def test_without_a_bundle_the_search_offers_the_predicted_names(tmp_path):
+    db = field_db(tmp_path, n=3)
+    with ReviewServer(db, tmp_path / "home") as srv:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:  # gathered in the background after start-up
+            found = srv.get("api/names?q=rose")["names"]
+            if found:
+                break
+            time.sleep(0.2)
+        assert {(n["label"], n["common"]) for n in found} == {
+            ("Rubra rosea", "red rose-bird"),
+            ("Rubra purpurea", "purple rose-bird"),
+        }

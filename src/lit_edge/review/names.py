@@ -96,10 +96,22 @@ class NameIndex:
                 self._seen.add(label.casefold())
                 self.names.append(Name(label, common or "", kind="used"))
 
+    def add_predicted(self, conn: sqlite3.Connection) -> None:
+        """Add the names the machine predicted: the fallback when no bundle can be read."""
+        rows = conn.execute(
+            "SELECT scientific_name, max(common_name) FROM predictions GROUP BY scientific_name"
+        ).fetchall()
+        new = []
+        for label, common in rows:
+            if label and label.casefold() not in self._seen:
+                self._seen.add(label.casefold())
+                new.append(Name(label, common or ""))
+        self.names = [*self.names, *new]  # swapped in whole: a search never sees it half-built
+
     def add(self, name: Name) -> None:
         if name.label.casefold() not in self._seen:
             self._seen.add(name.label.casefold())
-            self.names.append(Name(name.label, name.common_name, kind="used"))
+            self.names = [*self.names, Name(name.label, name.common_name, kind="used")]
 
     def common_name(self, label: str) -> str:
         key = label.casefold()
