@@ -195,6 +195,9 @@ def test_views_by_species_and_folder(tmp_path):
         ids[0],
     ]
     assert [(g.key, g.count) for g in queue.species(conn)] == [("Vulpes vulpes", 3), ("Meles meles", 1)]
+    ann.annotate(conn, [(ids[0], Verdict.of("blank")), (ids[2], Verdict.of(*FOX))], "ann")
+    assert queue.verified_by(conn, "species") == {"Vulpes vulpes": 2}
+    assert queue.verified_by(conn, "folders") == {folder: 1, folder + "sub/": 1}
     assert [(g.key, g.count) for g in queue.folders(conn)] == [
         (folder, 2), (folder + "sub/", 1), (str(tmp_path / "cam10") + "/", 1)
     ]  # fmt: skip

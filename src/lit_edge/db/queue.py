@@ -249,34 +249,43 @@ class Group:
     verified: int
 
 
+def stamp(conn: sqlite3.Connection) -> tuple:
+    """Changes when media rows are added or re-decided (a new run): what group lists are cached by.
+    Two rowid lookups, so it can be asked on every request."""
+    return tuple(conn.execute("SELECT (SELECT max(id) FROM media), (SELECT max(id) FROM runs)").fetchone())
+
+
+_DIRNAME = "rtrim(m.path, replace(m.path, '/', ''))"
+
+
 def species(conn: sqlite3.Connection) -> list[Group]:
-    """The machine's decided names, most photos first."""
-    verified = dict(
-        conn.execute(
-            "SELECT m.top_name, count(DISTINCT m.id) FROM annotations a JOIN media m ON a.media_id = m.id "
-            f"WHERE {_IN_EFFECT} AND {REVIEWABLE} GROUP BY m.top_name"
-        ).fetchall()
-    )
+    """The machine's decided names with their counts, most photos first (``verified`` left 0: see
+    :func:`verified_by`). One pass over the media rows: cache it by :func:`stamp`."""
     rows = conn.execute(
         f"SELECT m.top_name, max(m.top_rank), count(*) FROM media m WHERE {REVIEWABLE} "
         "AND m.top_name IS NOT NULL GROUP BY m.top_name ORDER BY count(*) DESC, m.top_name"
     )
-    return [Group(name, rank or "", int(n), int(verified.get(name, 0))) for name, rank, n in rows]
+    return [Group(name, rank or "", int(n), 0) for name, rank, n in rows]
 
 
 def folders(conn: sqlite3.Connection) -> list[Group]:
-    """The folders holding reviewable rows (per-folder deployments), by path."""
-    dirname = "rtrim(m.path, replace(m.path, '/', ''))"
-    verified = dict(
+    """The folders holding reviewable rows (per-folder deployments), by path; cache by :func:`stamp`."""
+    rows = conn.execute(
+        f"SELECT {_DIRNAME} AS d, count(*) FROM media m WHERE {REVIEWABLE} GROUP BY d ORDER BY d"
+    )
+    return [Group(d, "folder", int(n), 0) for d, n in rows]
+
+
+def verified_by(conn: sqlite3.Connection, kind: str) -> dict[str, int]:
+    """Verified rows per species (``kind`` = ``species``) or per folder (``folders``): a pass over
+    the annotations only, cheap enough to ask after every write."""
+    key = "m.top_name" if kind == "species" else _DIRNAME
+    return dict(
         conn.execute(
-            f"SELECT {dirname}, count(DISTINCT m.id) FROM annotations a JOIN media m ON a.media_id = m.id "
+            f"SELECT {key}, count(DISTINCT m.id) FROM annotations a JOIN media m ON a.media_id = m.id "
             f"WHERE {_IN_EFFECT} AND {REVIEWABLE} GROUP BY 1"
         ).fetchall()
     )
-    rows = conn.execute(
-        f"SELECT {dirname} AS d, count(*) FROM media m WHERE {REVIEWABLE} GROUP BY d ORDER BY d"
-    )
-    return [Group(d, "folder", int(n), int(verified.get(d, 0))) for d, n in rows]
 
 
 def folder_rows(conn: sqlite3.Connection, folder: str) -> list[Item]:

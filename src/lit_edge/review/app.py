@@ -94,6 +94,21 @@ class Review:
         self.bursts = Bursts(cfg.event_gap_s)
         self.token = secrets.token_urlsafe(24)
         self.hosts: set[str] = set()  # filled in once the port is known
+        self._groups: dict[str, tuple[tuple, list[queue.Group]]] = {}
+        self._lock = threading.Lock()
+
+    def groups(self, kind: str) -> list[queue.Group]:
+        """Species or folders with their counts (cached until the media change) and verified counts."""
+        conn = self.db.get()
+        stamp = queue.stamp(conn)
+        with self._lock:
+            hit = self._groups.get(kind)
+        if hit is None or hit[0] != stamp:
+            hit = (stamp, queue.species(conn) if kind == "species" else queue.folders(conn))
+            with self._lock:
+                self._groups[kind] = hit
+        done = queue.verified_by(conn, kind)
+        return [queue.Group(g.key, g.rank, g.count, done.get(g.key, 0)) for g in hit[1]]
 
     def allow_port(self, port: int) -> None:
         self.hosts = {f"127.0.0.1:{port}", f"localhost:{port}", f"[::1]:{port}"}
@@ -258,7 +273,7 @@ def make_app(review: Review) -> bottle.Bottle:
 
     @app.get("/api/species")
     def species():
-        groups = queue.species(review.db.get())
+        groups = review.groups("species")
         return {
             "groups": [
                 {
@@ -274,7 +289,7 @@ def make_app(review: Review) -> bottle.Bottle:
 
     @app.get("/api/folders")
     def folders():
-        groups = queue.folders(review.db.get())
+        groups = review.groups("folders")
         return {
             "groups": [
                 {
