@@ -252,7 +252,8 @@ function badgeText(item) {
 }
 
 function photoCard(item) {
-  const img = el("img", { loading: "lazy", alt: item.file, src: `/thumb/${item.id}` });
+  // grid thumbnails yield to the previews (the photo a reviewer looks at next)
+  const img = el("img", { loading: "lazy", fetchPriority: "low", alt: item.file, src: `/thumb/${item.id}` });
   const cap = el(
     "div",
     { class: "cap" },
@@ -329,7 +330,11 @@ function select(i) {
 
 function prefetch(i) {
   // the next few previews, so the next photo shows at once
-  for (const u of state.units.slice(i + 1, i + 4)) new Image().src = `/thumb/${lead(u).id}?size=preview`;
+  for (const u of state.units.slice(i + 1, i + 4)) {
+    const img = new Image();
+    img.fetchPriority = "high";
+    img.src = `/thumb/${lead(u).id}?size=preview`;
+  }
 }
 
 function columns() {
