@@ -682,3 +682,92 @@ def test_the_db_package_imports_no_torch_pandas_or_sqlite_utils():
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+def test_reader_builds_rows_positionally_in_field_order():
+    from dataclasses import fields
+
+    from lit_edge.db import reader
+
+    names = [w.split()[0] for w in reader._MEDIA_SELECT]
+    assert [f.name for f in fields(reader.MediaRow)] == [
+        *names[: reader._SPLIT],
+        "predictions",
+        *names[reader._SPLIT :],
+    ]
+    assert set(names) == set(schema.COLUMNS["media"])
+    assert [f.name for f in fields(reader.Prediction)] == [w.split()[0] for w in reader._PRED_SELECT][1:]
+
+
+def _naive(db: Path, rule, run_id=None) -> tuple:
+    """The summary counted row by row, the obvious way: what the grouped SQL must equal."""
+    from collections import Counter
+
+    from lit_edge.outcomes import classify_media
+
+    by_type, per_day, taxa, kinds = Counter(), Counter(), {}, Counter()
+    with Reader(db) as r:
+        for m in r.iter_media(run_id=run_id):
+            kinds[m.kind] += 1
+            if m.kind == "frame":
+                continue
+            c = classify_media(m, rule)
+            by_type[c.observation_type] += 1
+            day = m.captured_at[:10] if m.captured_at and len(m.captured_at) >= 10 else "unknown"
+            per_day[(day, "media")] += 1
+            per_day[(day, "blank")] += c.observation_type == "blank"
+            per_day[(day, "named")] += bool(c.scientific_name)
+            if c.scientific_name:
+                t = taxa.setdefault((c.scientific_name, c.rank), [0, 0.0, 0.0])
+                p = c.probability or 0.0
+                t[0], t[1], t[2] = t[0] + 1, t[1] + p, max(t[2], p)
+    return (
+        dict(kinds),
+        dict(by_type),
+        {k: v for k, v in per_day.items() if v},
+        {k: (n, round(s / n, 9), round(b, 9)) for k, (n, s, b) in taxa.items()},
+    )
+
+
+@pytest.mark.parametrize("min_score", [0.0, 0.5])
+def test_the_grouped_summary_equals_counting_row_by_row(tmp_path, min_score):
+    from lit_edge.outcomes import DecisionRule
+
+    rng = np.random.default_rng(7)
+    db = tmp_path / "d.db"
+    names = [("Vulpes vulpes", "species"), ("Vulpes", "genus"), ("blank", "blank"), ("uncertain", "uncertain"),
+             ("animal", "animal"), ("Homo sapiens", "species"), ("empty", "species"), ("car", "species")]  # fmt: skip
+    for run in range(2):
+        with Store(db) as store:
+            store.start_run(RunInfo("tag", "/"))
+            for i in range(300):
+                name, rank = names[rng.integers(len(names))]
+                kind = ["photo", "clip", "frame", "live"][rng.integers(4)]
+                index = -1 if kind in ("photo", "clip") else i
+                when = [None, "2024-05-01T06:00:00", "2024-05-02 07:00:00", "bad"][rng.integers(4)]
+                failed = rng.random() < 0.1
+                score = float(rng.random())
+                top = (Prediction(0, name, f"common {name}", score),)
+                store.put(
+                    MediaRecord(
+                        f"/{run}/{i}.x",
+                        frame_index=index,
+                        kind=kind,
+                        captured_at=when,
+                        status="failed" if failed else "done",
+                        error=f"/{run}/{i}.x: broken" if failed else None,
+                        decision=None if failed else Decision(top, 0, name, rank, score),
+                    )
+                )
+    rule = DecisionRule(min_score=min_score)
+    for run_id in (None, 2):
+        s = summarise(db, run_id=run_id, rule=rule)
+        kinds, by_type, per_day, taxa = _naive(db, rule, run_id)
+        assert s.by_kind == kinds and s.by_type == by_type
+        assert {(d, k): v for d, c in s.per_day.items() for k, v in c.items() if v} == per_day
+        assert {
+            (t.name, t.rank): (t.count, round(t.mean_score, 9), round(t.max_score, 9)) for t in s.species
+        } == taxa
+        assert s.total == sum(by_type.values()) and s.failed == by_type.get("unclassified", 0)
+        assert s.failures == {"broken": s.failed}
+        assert all(t.common_name == f"common {t.name}" for t in s.species if t.rank != "genus")

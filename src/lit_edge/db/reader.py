@@ -143,6 +143,32 @@ class Annotation:
 
 
 @dataclass(frozen=True)
+class DecisionGroup:
+    """Media rows that share a kind, a status, a decision and a day (see ``Reader.decision_groups``).
+
+    ``passes``: their ``top_score`` reaches the rule's ``min_score`` (``has_score``: it is set).
+    """
+
+    kind: str
+    ok: bool
+    top_name: str | None
+    top_rank: str | None
+    has_score: bool
+    passes: bool
+    day: str
+    count: int
+    score_sum: float
+    score_max: float
+
+    @property
+    def top_score(self) -> float | None:
+        """A score that classifies like the group's own: for ``classify_media``, which reads it."""
+        if not self.has_score:
+            return None
+        return float("inf") if self.passes else float("-inf")
+
+
+@dataclass(frozen=True)
 class Detections:
     """Everything in a (small) database: its runs and its media, oldest first."""
 
@@ -194,8 +220,20 @@ _FALLBACK = {
     ("predictions", "position"): "rank",
 }
 
-_MEDIA = tuple(c for c in schema.COLUMNS["media"])
-_PRED = ("media_id", "position", "label_id", "scientific_name", "common_name", "score")
+# MediaRow's fields in order, as SQL that gives each its Python value (so rows build positionally)
+_MEDIA_SELECT = (
+    "id", "run_id", "path COALESCE({}, '')", "frame_index COALESCE({}, -1)", "source", "captured_at",
+    "time_source", "latitude", "longitude", "altitude", "width", "height", "status COALESCE({}, '')",
+    "error", "top_label_id", "top_name", "top_rank", "top_score CAST({} AS REAL)",
+    # predictions go here
+    "saved_frame", f"kind COALESCE({{}}, '{schema.PHOTO}')", "file_size", "processed_at", "offset_s",
+    "duration_s", "relative_altitude",
+)  # fmt: skip
+_SPLIT = 18  # MediaRow fields before ``predictions``
+_PRED_SELECT = (
+    "media_id", "position", "label_id COALESCE({}, -1)", "scientific_name COALESCE({}, '')",
+    "common_name COALESCE({}, '')", "score COALESCE(CAST({} AS REAL), 0.0)",
+)  # fmt: skip
 _ANN = schema.COLUMNS["annotations"]
 
 
@@ -216,16 +254,28 @@ class Reader:
     def close(self) -> None:
         self.conn.close()
 
+    def _col(self, table: str, column: str) -> str:
+        """``column`` as SQL for this database's version: itself, its fallback, or NULL."""
+        if column in self._cols[table]:
+            return column
+        return _FALLBACK.get((table, column), "NULL")
+
     def _select(
         self, table: str, wanted: Iterable[str], tail: str = "", args: list | tuple = ()
     ) -> sqlite3.Cursor:
-        """Plain tuples in ``wanted`` order, whatever the version; fast to read."""
-        have = self._cols[table]
-        cols = ", ".join(c if c in have else f"{_FALLBACK.get((table, c), 'NULL')} AS {c}" for c in wanted)
+        """Plain tuples in ``wanted`` order, whatever the version; fast to read.
+
+        ``wanted`` names columns; a name may carry a SQL wrapper (``COALESCE({}, -1)``) after a
+        space, where ``{}`` stands for the column.
+        """
+        exprs = []
+        for w in wanted:
+            name, _, wrap = w.partition(" ")
+            exprs.append((wrap or "{}").format(self._col(table, name)) + f" AS {name}")
         cur = self.conn.cursor()
         cur.row_factory = None
         try:
-            return cur.execute(f"SELECT {cols} FROM {table} {tail}", list(args))
+            return cur.execute(f"SELECT {', '.join(exprs)} FROM {table} {tail}", list(args))
         except sqlite3.DatabaseError as exc:
             raise UserError(f"{self.path}: cannot read the database ({exc}); is it damaged?") from exc
 
@@ -251,50 +301,98 @@ class Reader:
         run_id: int | None = None,
         kinds: Iterable[str] | None = None,
         predictions: bool = True,
+        ok: bool | None = None,
     ) -> Iterator[MediaRow]:
-        """Media rows in id order (optionally one run's, or some kinds), each with its predictions.
+        """Media rows in id order, each with its predictions; optionally one run's, some kinds, or
+        only done (``ok=True``) or only failed (``ok=False``) rows.
 
-        Memory stays flat however big the database: media and predictions are two cursors walked
-        side by side (a merge on ``media_id``, which both are ordered by).
+        Memory stays flat however big the database: media and their predictions are two cursors
+        walked side by side (a merge on the media id, which both are ordered by).
         """
+        cond, args = self._where(run_id, kinds)
+        if ok is not None:
+            cond += (" AND " if cond else "WHERE ") + f"status {'=' if ok else 'IS NOT'} '{schema.DONE}'"
+        rows = self._select("media", _MEDIA_SELECT, f"{cond} ORDER BY id", args)
+        if not predictions:
+            for row in rows:
+                yield MediaRow(*row[:_SPLIT], (), *row[_SPLIT:])
+            return
+        # the predictions of the same media rows, by media id; in insert order, sorted per row below
+        tail = (f"WHERE media_id IN (SELECT id FROM media {cond}) " if cond else "") + "ORDER BY media_id, id"
+        preds = self._select("predictions", _PRED_SELECT, tail, args)
+        pending = next(preds, None)
+        for row in rows:
+            media_id = row[0]
+            mine = []
+            while pending is not None and pending[0] <= media_id:
+                if pending[0] == media_id:
+                    mine.append(Prediction(*pending[1:]))
+                pending = next(preds, None)
+            if len(mine) > 1:
+                mine.sort(key=_position)
+            yield MediaRow(*row[:_SPLIT], tuple(mine), *row[_SPLIT:])
+
+    def _where(self, run_id: int | None, kinds: Iterable[str] | None, alias: str = "") -> tuple[str, list]:
         where, args = [], []
         if run_id is not None:
-            where.append("run_id = ?")
+            where.append(f"{alias}run_id = ?")
             args.append(run_id)
         if kinds is not None:
             kinds = tuple(kinds)
-            if self.version >= 2:
-                where.append(f"kind IN ({', '.join('?' for _ in kinds)})")
-                args.extend(kinds)
-        tail = ("WHERE " + " AND ".join(where) if where else "") + " ORDER BY id"
-        rows = self._select("media", _MEDIA, tail, args)
-        preds = self._predictions() if predictions else iter(())
-        pending = next(preds, None)
-        for row in rows:
-            m = dict(zip(_MEDIA, row, strict=True))
-            if kinds is not None and m["kind"] not in kinds:  # an older database: kind is derived
-                continue
-            mine = []
-            while pending is not None and pending[0] <= m["id"]:
-                if pending[0] == m["id"]:
-                    mine.append(pending[1])
-                pending = next(preds, None)
-            yield _media_row(m, tuple(mine))
+            kind = self._col("media", "kind")
+            where.append(f"{alias}{kind} IN ({', '.join('?' for _ in kinds)})")
+            args.extend(kinds)
+        return ("WHERE " + " AND ".join(where)) if where else "", args
 
-    def _predictions(self) -> Iterator[tuple[int, Prediction]]:
-        for media_id, pos, label_id, sci, common, score in self._select(
-            "predictions", _PRED, "ORDER BY media_id, position"
-        ):
-            yield (
-                media_id,
-                Prediction(
-                    position=int(pos),
-                    label_id=int(label_id) if label_id is not None else -1,
-                    scientific_name=sci or "",
-                    common_name=common or "",
-                    score=float(score or 0.0),
-                ),
+    def decision_groups(self, *, run_id: int | None = None, min_score: float = 0.0) -> list[DecisionGroup]:
+        """Media rows grouped by everything a decision rule and the summary look at, counted by SQLite.
+
+        A summary of a million rows is then a few hundred groups for Python to classify, not a
+        million records to build (``bench/bench_db.py``).
+        """
+        cond, args = self._where(run_id, None)
+        kind = self._col("media", "kind")
+        day = "CASE WHEN length(captured_at) >= 10 THEN substr(captured_at, 1, 10) ELSE 'unknown' END"
+        sql = (
+            f"SELECT {kind}, status, top_name, top_rank, top_score IS NOT NULL, "
+            f"COALESCE(top_score >= ?, 0), {day}, COUNT(*), COALESCE(SUM(top_score), 0.0), MAX(top_score) "
+            f"FROM media {cond} GROUP BY 1, 2, 3, 4, 5, 6, 7"
+        )
+        try:
+            rows = self.conn.execute(sql, [min_score, *args]).fetchall()
+        except sqlite3.DatabaseError as exc:
+            raise UserError(f"{self.path}: cannot read the database ({exc}); is it damaged?") from exc
+        return [
+            DecisionGroup(
+                kind=k or schema.PHOTO,
+                ok=status == schema.DONE,
+                top_name=name,
+                top_rank=rank,
+                has_score=bool(has),
+                passes=bool(passes),
+                day=d,
+                count=int(n),
+                score_sum=float(total),
+                score_max=float(best) if best is not None else 0.0,
             )
+            for k, status, name, rank, has, passes, d, n, total, best in rows
+        ]
+
+    def common_names(self, names: Iterable[str]) -> dict[str, str]:
+        """scientific name -> a common name the predictions give it (names without one left out)."""
+        names = sorted(set(names))
+        out: dict[str, str] = {}
+        for start in range(0, len(names), 500):
+            part = names[start : start + 500]
+            rows = self._select(
+                "predictions",
+                ("scientific_name", "common_name MIN({})"),
+                f"WHERE scientific_name IN ({', '.join('?' for _ in part)}) AND common_name != '' "
+                "GROUP BY scientific_name",
+                part,
+            )
+            out.update(dict(rows))
+        return out
 
     # -- annotations ---------------------------------------------------------------------------
     def annotation_history(self, media_id: int) -> tuple[Annotation, ...]:
@@ -306,17 +404,22 @@ class Reader:
             for r in self._select("annotations", _ANN, "WHERE media_id = ? ORDER BY id", [media_id])
         )
 
-    def current_annotations(self) -> dict[int, Annotation]:
+    def current_annotations(
+        self, *, run_id: int | None = None, kinds: Iterable[str] | None = None
+    ) -> dict[int, Annotation]:
         """media id -> its current annotation: the newest that nothing replaces and is not retracted.
 
         An undo is a retracted row that replaces the undone one, so undoing a media row's only
-        annotation leaves it unverified, and correcting one keeps only the correction.
+        annotation leaves it unverified, and correcting one keeps only the correction. ``run_id``
+        and ``kinds`` keep the media rows of one run, or of some kinds, only.
         """
         if not self.has("annotations"):
             return {}
+        cond, args = self._where(run_id, kinds)
+        tail = (f"WHERE media_id IN (SELECT id FROM media {cond}) " if cond else "") + "ORDER BY media_id, id"
         out: dict[int, Annotation] = {}
         group: list[Annotation] = []
-        for r in self._select("annotations", _ANN, "ORDER BY media_id, id"):
+        for r in self._select("annotations", _ANN, tail, args):
             a = _annotation(r)
             if group and group[0].media_id != a.media_id:
                 _current(group, out)
@@ -406,37 +509,8 @@ def _current(group: list[Annotation], out: dict[int, Annotation]) -> None:
         out[live[-1].media_id] = live[-1]
 
 
-def _media_row(m: dict, predictions: tuple[Prediction, ...]) -> MediaRow:
-    frame = m["frame_index"]
-    score = m["top_score"]
-    return MediaRow(
-        id=int(m["id"]),
-        run_id=m["run_id"],
-        path=str(m["path"] or ""),
-        frame_index=int(frame) if frame is not None else -1,
-        source=m["source"],
-        captured_at=m["captured_at"],
-        time_source=m["time_source"],
-        latitude=m["latitude"],
-        longitude=m["longitude"],
-        altitude=m["altitude"],
-        width=m["width"],
-        height=m["height"],
-        status=str(m["status"] or ""),
-        error=m["error"],
-        top_label_id=m["top_label_id"],
-        top_name=m["top_name"],
-        top_rank=m["top_rank"],
-        top_score=float(score) if score is not None else None,
-        predictions=predictions,
-        saved_frame=m["saved_frame"],
-        kind=m["kind"] or schema.PHOTO,
-        file_size=m["file_size"],
-        processed_at=m["processed_at"],
-        offset_s=m["offset_s"],
-        duration_s=m["duration_s"],
-        relative_altitude=m["relative_altitude"],
-    )
+def _position(p: Prediction) -> int:
+    return p.position
 
 
 def read_detections(db: Path | str) -> Detections:

@@ -9,8 +9,10 @@ or one of Camtrap DP's observation types (``by_type``: blank, human, vehicle, un
 unclassified for failed). Where people verified units (``annotations``), their current word is
 counted beside the machine's (``verified``), never instead of it.
 
-The database is streamed (:meth:`~lit_edge.db.reader.Reader.iter_media`), so a summary of a
-million rows holds one row at a time plus the counters.
+SQLite does the counting (:meth:`~lit_edge.db.reader.Reader.decision_groups`: rows grouped by
+kind, status, decision and day), and Python classifies each group once, so a summary of a million
+rows costs a few hundred classifications and flat memory; only failed rows are read one by one
+(their reasons are grouped without each file's own path).
 """
 
 from __future__ import annotations
@@ -86,10 +88,6 @@ def failure_reason(m: MediaRow) -> str:
     return text or "unknown error"
 
 
-def _day(captured_at: str | None) -> str:
-    return captured_at[:10] if captured_at and len(captured_at) >= 10 else "unknown"
-
-
 def summarise(
     db: Path | str | Reader,
     *,
@@ -108,48 +106,39 @@ def _count(reader: Reader, run_id: int | None, rule: DecisionRule, max_failures:
     by_kind: Counter[str] = Counter()
     by_type: Counter[str] = Counter()
     scores: dict[tuple[str, str], list[float]] = {}  # (name, rank) -> [count, score sum, best]
-    common: dict[str, str] = {}
     per_day: dict[str, dict[str, int]] = {}
+    total = done = 0
+    for g in reader.decision_groups(run_id=run_id, min_score=rule.min_score):
+        by_kind[g.kind] += g.count
+        if g.kind not in UNIT_KINDS:
+            continue
+        total += g.count
+        done += g.count if g.ok else 0
+        c = classify_media(g, rule)
+        by_type[c.observation_type] += g.count
+        day = per_day.setdefault(g.day, {"media": 0, "named": 0, "blank": 0})
+        day["media"] += g.count
+        day["blank"] += g.count if c.observation_type == OBS_BLANK else 0
+        if c.scientific_name:
+            day["named"] += g.count
+            s = scores.setdefault((c.scientific_name, c.rank or ""), [0, 0.0, 0.0])
+            s[0], s[1], s[2] = s[0] + g.count, s[1] + g.score_sum, max(s[2], g.score_max)
     failures: Counter[str] = Counter()
     first_failures: list[tuple[str, str]] = []
-    annotations = reader.current_annotations()
+    for m in reader.iter_media(run_id=run_id, kinds=UNIT_KINDS, ok=False, predictions=False):
+        failures[failure_reason(m)] += 1
+        if len(first_failures) < max_failures:
+            first_failures.append((m.path, m.error or ""))
+    common = reader.common_names(name for name, _ in scores)
     verified_by_type: Counter[str] = Counter()
     verified_taxa: Counter[str] = Counter()
     verified_common: dict[str, str] = {}
-    total = done = 0
-    for m in reader.iter_media(run_id=run_id):
-        by_kind[m.kind] += 1
-        if m.kind not in UNIT_KINDS:
-            continue
-        total += 1
-        c = classify_media(m, rule)
-        by_type[c.observation_type] += 1
-        day = per_day.setdefault(_day(m.captured_at), {"media": 0, "named": 0, "blank": 0})
-        day["media"] += 1
-        day["blank"] += c.observation_type == OBS_BLANK
-        if m.ok:
-            done += 1
-        else:
-            failures[failure_reason(m)] += 1
-            if len(first_failures) < max_failures:
-                first_failures.append((m.path, m.error or ""))
-        if c.scientific_name:
-            day["named"] += 1
-            s = scores.setdefault((c.scientific_name, c.rank or ""), [0, 0.0, 0.0])
-            p = c.probability or 0.0
-            s[0], s[1], s[2] = s[0] + 1, s[1] + p, max(s[2], p)
-            if c.scientific_name not in common:
-                for pred in m.predictions:
-                    if pred.scientific_name == c.scientific_name and pred.common_name:
-                        common[c.scientific_name] = pred.common_name
-                        break
-        a = annotations.get(m.id)
-        if a is not None:
-            verified_by_type[a.observation_type] += 1
-            if a.observation_type in _NAMED:
-                verified_taxa[a.label] += 1
-                if a.common_name:
-                    verified_common.setdefault(a.label, a.common_name)
+    for a in reader.current_annotations(run_id=run_id, kinds=UNIT_KINDS).values():
+        verified_by_type[a.observation_type] += 1
+        if a.observation_type in _NAMED:
+            verified_taxa[a.label] += 1
+            if a.common_name:
+                verified_common.setdefault(a.label, a.common_name)
     taxa = [
         TaxonCount(
             name=name,
