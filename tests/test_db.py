@@ -771,3 +771,38 @@ def test_the_grouped_summary_equals_counting_row_by_row(tmp_path, min_score):
         assert s.total == sum(by_type.values()) and s.failed == by_type.get("unclassified", 0)
         assert s.failures == {"broken": s.failed}
         assert all(t.common_name == f"common {t.name}" for t in s.species if t.rank != "genus")
+
+
+def test_tag_on_a_v1_database_migrates_it_and_resumes(tmp_path):
+    bundle = make_bundle(tmp_path / "bundle")
+    photos = tmp_path / "card"
+    photos.mkdir()
+    names = list(COLOURS)
+    for name in names:
+        write_jpeg(photos / f"{name}.jpg", solid(COLOURS[name]))
+    db = tmp_path / "old.db"
+    con = sqlite3.connect(db)
+    for sql in V1_DDL:
+        con.execute(sql)
+    con.execute("INSERT INTO runs (id, command, status) VALUES (1, 'tag', 'finished')")
+    done = str((photos / f"{names[0]}.jpg").resolve())
+    con.execute(
+        "INSERT INTO media (id, run_id, path, frame_index, status, top_name, top_rank, top_score) "
+        "VALUES (1, 1, ?, -1, 'done', 'Vulpes vulpes', 'species', 0.9)",
+        [done],
+    )
+    con.execute(
+        "INSERT INTO predictions (media_id, rank, scientific_name, score) VALUES (1, 1, 'Vulpes vulpes', 0.9)"
+    )
+    con.commit()
+    con.close()
+    r = runner.invoke(app, ["tag", str(photos), "--db", str(db), "--bundle", str(bundle), "--no-progress"])
+    assert r.exit_code == 0, r.output
+    assert f"tagged {len(names) - 1} photo(s)" in r.output and "1 already done" in r.output
+    assert pragma(db, "user_version") == 2
+    with Reader(db) as reader:
+        media = {m.path: m for m in reader.iter_media()}
+        assert media[done].top_name == "Vulpes vulpes" and media[done].id == 1  # kept, not redone
+        assert [p.position for p in media[done].predictions] == [1]
+        assert len(media) == len(names) and {m.kind for m in media.values()} == {"photo"}
+        assert [run.status for run in reader.runs()] == ["finished", "finished"]

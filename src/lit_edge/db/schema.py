@@ -193,7 +193,12 @@ def connect(path: Path | str) -> sqlite3.Connection:
         raise UserError(f"{path}: cannot open the database ({exc}); choose another --db") from exc
     try:
         detect_version(conn, path)  # refuse a foreign file before changing anything in it
-        _configure(conn)
+        try:
+            _configure(conn)
+        except sqlite3.Error as exc:  # a read-only file or folder, a full disk
+            raise UserError(
+                f"{path}: cannot write the database ({exc}); check its permissions or choose another --db"
+            ) from exc
         migrate(conn, path)
     except BaseException:
         conn.close()
