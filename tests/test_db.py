@@ -20,18 +20,10 @@ from typer.testing import CliRunner
 
 from bundle_factory import COLOURS, make_bundle, solid, write_jpeg
 from lit_edge.cli.app import app
-from lit_edge.db import schema
+from lit_edge.db import annotations, schema
 from lit_edge.db.reader import Reader, read_detections
 from lit_edge.db.summary import summarise, summary_lines
-from lit_edge.db.writer import (
-    MediaRecord,
-    NewAnnotation,
-    RunInfo,
-    Store,
-    StoreConfig,
-    add_annotation,
-    undo_annotation,
-)
+from lit_edge.db.writer import MediaRecord, RunInfo, Store, StoreConfig
 from lit_edge.device.classify import Decision, Prediction
 from lit_edge.errors import UserError
 
@@ -159,7 +151,7 @@ def test_v1_database_is_migrated_in_place_keeping_every_row_and_value(tmp_path):
     assert pragma(db, "user_version") == 0
     with Store(db):
         pass
-    assert pragma(db, "user_version") == schema.SCHEMA_VERSION == 2
+    assert pragma(db, "user_version") == schema.SCHEMA_VERSION == 3
     assert pragma(db, "application_id") == schema.APPLICATION_ID
     con = sqlite3.connect(db)
     con.row_factory = sqlite3.Row
@@ -191,7 +183,7 @@ def test_v1_database_is_migrated_in_place_keeping_every_row_and_value(tmp_path):
         assert tuple(c[0] for c in cols) == schema.COLUMNS[table]
     with Store(db):  # opening it again is a no-op
         pass
-    assert dump(db)["media"] == dump(db)["media"] and pragma(db, "user_version") == 2
+    assert dump(db)["media"] == dump(db)["media"] and pragma(db, "user_version") == schema.SCHEMA_VERSION
 
 
 def test_a_failed_migration_leaves_the_v1_database_as_it_was(tmp_path, monkeypatch):
@@ -240,7 +232,7 @@ def _newer(path: Path) -> Path:
     with Store(path):
         pass
     con = sqlite3.connect(path)
-    con.execute("PRAGMA user_version = 3")
+    con.execute(f"PRAGMA user_version = {schema.SCHEMA_VERSION + 1}")
     con.close()
     return path
 
@@ -248,12 +240,12 @@ def _newer(path: Path) -> Path:
 def test_a_database_newer_than_the_code_is_refused_in_one_line(tmp_path):
     db = _newer(tmp_path / "new.db")
     for open_it in (Store, Reader, schema.connect):
-        with pytest.raises(UserError, match="schema version 3 is newer than this lit-edge") as e:
+        with pytest.raises(UserError, match=f"schema version {schema.SCHEMA_VERSION + 1} is newer") as e:
             open_it(db)
         assert "\n" not in str(e.value) and "upgrade lit-edge" in str(e.value)
     r = runner.invoke(app, ["db", "summary", str(db)])
     assert r.exit_code == 2 and r.output.startswith("error: ") and len(r.output.strip().splitlines()) == 1
-    assert pragma(db, "user_version") == 3
+    assert pragma(db, "user_version") == schema.SCHEMA_VERSION + 1
 
 
 @pytest.mark.parametrize("kind", ["text", "foreign-sqlite", "foreign-app-id", "partial"])
@@ -504,35 +496,39 @@ def test_annotation_history_current_is_newest_not_replaced_not_retracted(tmp_pat
     with Reader(db) as r:
         ids = {Path(m.path).stem: m.id for m in r.iter_media()}
     conn = schema.connect(db)
-    a1 = add_annotation(conn, NewAnnotation(ids["a"], "Vulpes vulpes", "animal", reviewer="ann"))
-    b1 = add_annotation(conn, NewAnnotation(ids["b"], "Meles meles", "animal", reviewer="ann"))
-    b2 = add_annotation(conn, NewAnnotation(ids["b"], "blank", "blank", reviewer="bo", replaces=b1))
-    c1 = add_annotation(conn, NewAnnotation(ids["c"], "Vulpes vulpes", "animal", reviewer="ann"))
-    c2 = add_annotation(
-        conn, NewAnnotation(ids["c"], "Capreolus capreolus", "animal", reviewer="bo", replaces=c1)
-    )
-    undo = undo_annotation(conn, c2, reviewer="bo")
-    with pytest.raises(UserError, match="already replaced"):
-        add_annotation(conn, NewAnnotation(ids["b"], "human", "human", replaces=b1))
-    with pytest.raises(UserError, match="not one of media row"):
-        add_annotation(conn, NewAnnotation(ids["a"], "human", "human", replaces=b2))
-    with pytest.raises(UserError, match="no media row"):
-        add_annotation(conn, NewAnnotation(999, "human", "human"))
+
+    def put(media: str, label: str, reviewer: str) -> int:
+        (w,) = annotations.annotate(conn, [(ids[media], annotations.Verdict.of(label))], reviewer)
+        return w.current.id
+
+    a1 = put("a", "Vulpes vulpes", "ann")
+    b1 = put("b", "Meles meles", "ann")
+    b2 = put("b", "blank", "bo")  # a correction replaces the current word
+    c1 = put("c", "Vulpes vulpes", "ann")
+    c2 = put("c", "Capreolus capreolus", "bo")
+    (undone,) = annotations.undo(conn, [c2], "bo")  # restores c1: a copy of it, after the retraction
+    undo, restored = undone.written
+    with pytest.raises(annotations.AnnotationError, match="changed since"):
+        annotations.undo(conn, [b1], "ann")
+    with pytest.raises(annotations.AnnotationError, match="no media row"):
+        annotations.annotate(conn, [(999, annotations.Verdict.of("human"))], "ann")
     conn.close()
     with Reader(db) as r:
         current = r.current_annotations()
-        assert {m: a.id for m, a in current.items()} == {ids["a"]: a1, ids["b"]: b2}  # c: its word undone
+        assert {m: a.id for m, a in current.items()} == {ids["a"]: a1, ids["b"]: b2, ids["c"]: restored}
+        assert current[ids["c"]].label == "Vulpes vulpes" and b1 not in {a.id for a in current.values()}
         assert [(a.id, a.retracted, a.replaces) for a in r.annotation_history(ids["c"])] == [
             (c1, False, None),
             (c2, False, c1),
             (undo, True, c2),
+            (restored, False, undo),
         ]
         # predictions are never overwritten by a person's word
         assert all(m.top_name == "Vulpes vulpes" for m in r.iter_media())
     s = summarise(db)
-    assert (s.verified, s.verified_by_type) == (2, {"animal": 1, "blank": 1})
+    assert (s.verified, s.verified_by_type) == (3, {"animal": 2, "blank": 1})
     fox = next(sc for sc in s.species if sc.name == "Vulpes vulpes")
-    assert (fox.count, fox.verified) == (3, 1)
+    assert (fox.count, fox.verified) == (3, 2)
 
 
 # --- the summary ---------------------------------------------------------------------------------
@@ -799,7 +795,7 @@ def test_tag_on_a_v1_database_migrates_it_and_resumes(tmp_path):
     r = runner.invoke(app, ["tag", str(photos), "--db", str(db), "--bundle", str(bundle), "--no-progress"])
     assert r.exit_code == 0, r.output
     assert f"tagged {len(names) - 1} photo(s)" in r.output and "1 already done" in r.output
-    assert pragma(db, "user_version") == 2
+    assert pragma(db, "user_version") == schema.SCHEMA_VERSION
     with Reader(db) as reader:
         media = {m.path: m for m in reader.iter_media()}
         assert media[done].top_name == "Vulpes vulpes" and media[done].id == 1  # kept, not redone
