@@ -15,7 +15,7 @@ import sqlite3
 import pytest
 
 from bundle_factory import make_bundle
-from lit_edge.db import annotations as ann
+from lit_edge.db.reader import Reader
 from review_fixtures import (
     ReviewServer,
     browser,  # noqa: F401 (a fixture)
@@ -37,11 +37,8 @@ def field(tmp_path):
 
 
 def _current(db) -> dict[int, tuple[str, str]]:
-    conn = sqlite3.connect(db)
-    try:
-        return {m: (a.label, a.reviewer) for m, a in ann.all_current(conn).items()}
-    finally:
-        conn.close()
+    with Reader(db) as r:  # the reader every export uses
+        return {m: (a.label, a.reviewer) for m, a in r.current_annotations().items()}
 
 
 def _rows(db, sql):

@@ -10,6 +10,7 @@ import pytest
 from lit_edge.db import annotations as ann
 from lit_edge.db import queue
 from lit_edge.db.annotations import AnnotationError, Verdict
+from lit_edge.db.reader import Reader
 from lit_edge.db.schema import connect
 from review_fixtures import Shot, record
 
@@ -146,7 +147,8 @@ def test_two_processes_writing_at_once_lose_nothing(tmp_path):
         chain.sort()
         assert {r for _, r, _ in chain} == {"ann", "bob"}
         assert chain[0][2] is None and chain[1][2] == chain[0][0]
-    assert len(ann.all_current(conn)) == 60
+    with Reader(tmp_path / "d.db") as r:
+        assert len(r.current_annotations()) == 60
 
 
 def test_pages_cover_the_queue_once_in_doubt_order(tmp_path):

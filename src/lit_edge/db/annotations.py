@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from lit_edge import outcomes
+from lit_edge.db.reader import Annotation
 
 #: Labels that are not a scientific name, and the Camtrap DP observation type each one means.
 OUTCOME_LABELS = {
@@ -74,34 +75,19 @@ class Verdict:
         )
 
 
-@dataclass(frozen=True)
-class Annotation:
-    """One row of ``annotations``."""
-
-    id: int
-    media_id: int
-    label: str
-    common_name: str
-    observation_type: str
-    reviewer: str
-    created_at: str
-    replaces: int | None
-    retracted: bool
-
-    @classmethod
-    def from_row(cls, row: Sequence) -> Annotation:
-        i, media_id, label, common, kind, reviewer, created_at, replaces, retracted = row
-        return cls(
-            id=int(i),
-            media_id=int(media_id),
-            label=label,
-            common_name=common or "",
-            observation_type=kind,
-            reviewer=reviewer,
-            created_at=created_at,
-            replaces=replaces,
-            retracted=bool(retracted),
-        )
+def _row(row: Sequence) -> Annotation:
+    i, media_id, label, common, kind, reviewer, created_at, replaces, retracted = row
+    return Annotation(
+        id=int(i),
+        media_id=int(media_id),
+        label=label,
+        common_name=common or "",
+        observation_type=kind or "",
+        reviewer=reviewer or "",
+        created_at=created_at or "",
+        replaces=replaces,
+        retracted=bool(retracted),
+    )
 
 
 @dataclass(frozen=True)
@@ -136,24 +122,15 @@ def current(conn: sqlite3.Connection, media_ids: Iterable[int]) -> dict[int, Ann
             chunk,
         )
         for row in rows:
-            a = Annotation.from_row(row)
+            a = _row(row)
             out[a.media_id] = a  # ordered by id: the newest wins
-    return out
-
-
-def all_current(conn: sqlite3.Connection) -> dict[int, Annotation]:
-    """The current annotation of every verified media row (what exports and the summary read)."""
-    out: dict[int, Annotation] = {}
-    for row in conn.execute(f"SELECT {_COLS} FROM annotations a WHERE {_IN_EFFECT} ORDER BY a.id"):
-        a = Annotation.from_row(row)
-        out[a.media_id] = a
     return out
 
 
 def history(conn: sqlite3.Connection, media_id: int) -> list[Annotation]:
     """Every annotation of one media row, oldest first (retractions and restorations included)."""
     rows = conn.execute(f"SELECT {_COLS} FROM annotations WHERE media_id = ? ORDER BY id", (int(media_id),))
-    return [Annotation.from_row(r) for r in rows]
+    return [_row(r) for r in rows]
 
 
 def since(conn: sqlite3.Connection, after_id: int, limit: int = 1000) -> list[Annotation]:
@@ -162,7 +139,7 @@ def since(conn: sqlite3.Connection, after_id: int, limit: int = 1000) -> list[An
     rows = conn.execute(
         f"SELECT {_COLS} FROM annotations WHERE id > ? ORDER BY id LIMIT ?", (int(after_id), int(limit))
     )
-    return [Annotation.from_row(r) for r in rows]
+    return [_row(r) for r in rows]
 
 
 def last_id(conn: sqlite3.Connection) -> int:
@@ -271,9 +248,7 @@ def _same(a: Annotation, v: Verdict) -> bool:
 
 
 def _get(conn: sqlite3.Connection, annotation_id: int) -> Annotation:
-    return Annotation.from_row(
-        conn.execute(f"SELECT {_COLS} FROM annotations WHERE id = ?", (annotation_id,)).fetchone()
-    )
+    return _row(conn.execute(f"SELECT {_COLS} FROM annotations WHERE id = ?", (annotation_id,)).fetchone())
 
 
 def _before(conn: sqlite3.Connection, a: Annotation) -> Annotation | None:
@@ -306,7 +281,7 @@ def undo(conn: sqlite3.Connection, annotation_ids: Sequence[int], reviewer: str)
         for chunk in _chunks(ids):
             marks = ",".join("?" * len(chunk))
             for row in conn.execute(f"SELECT {_COLS} FROM annotations WHERE id IN ({marks})", chunk):
-                rows[row[0]] = Annotation.from_row(row)
+                rows[row[0]] = _row(row)
         now = current(conn, [a.media_id for a in rows.values()])
         when = utcnow()
         for i in ids:

@@ -8,8 +8,7 @@ kill at any moment leaves each photo either fully recorded or absent (and then p
 next run), never half-written or duplicated: the unique index on ``(path, frame_index)`` and an
 upsert make a retry replace, not add, and keep the row's id (so annotations stay attached).
 
-People's annotations are written here too (:func:`add_annotation`, :func:`undo_annotation`), never
-over a prediction: an append-only history whose current entry the reader computes.
+People's annotations are written by :mod:`lit_edge.db.annotations`, never over a prediction.
 """
 
 from __future__ import annotations
@@ -409,82 +408,3 @@ def _sha(path: Path) -> str:
     from lit_edge.bundle import sha256_file
 
     return sha256_file(path) if path.is_file() else ""
-
-
-# -- annotations (a person's word; never over a prediction) ---------------------------------------
-
-
-@dataclass(frozen=True)
-class NewAnnotation:
-    """A verification to record: what a person says a media row shows."""
-
-    media_id: int
-    label: str  # scientific name, or blank / human / vehicle / unknown
-    observation_type: str  # animal / blank / human / vehicle / unknown (Camtrap DP's)
-    reviewer: str = ""
-    common_name: str = ""
-    replaces: int | None = None  # the annotation this one corrects, if any
-
-
-def add_annotation(conn: sqlite3.Connection, new: NewAnnotation) -> int:
-    """Append an annotation (``conn`` from ``schema.connect``); returns its id.
-
-    ``replaces`` must name an annotation of the same media row: a correction of another photo's
-    label would silently change what that photo is.
-    """
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        if conn.execute("SELECT 1 FROM media WHERE id = ?", [new.media_id]).fetchone() is None:
-            raise UserError(f"no media row {new.media_id}; annotate a row of this database")
-        _check_replaces(conn, new.media_id, new.replaces)
-        cur = conn.execute(
-            "INSERT INTO annotations (media_id, label, common_name, observation_type, reviewer, created_at, "
-            "replaces, retracted) VALUES (?, ?, ?, ?, ?, ?, ?, 0)",
-            [
-                new.media_id,
-                new.label,
-                new.common_name,
-                new.observation_type,
-                new.reviewer,
-                utcnow(),
-                new.replaces,
-            ],
-        )
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    return int(cur.lastrowid)
-
-
-def undo_annotation(conn: sqlite3.Connection, annotation_id: int, reviewer: str = "") -> int:
-    """Retract an annotation: a new row (retracted = 1) that replaces it; returns the new row's id."""
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        row = conn.execute(
-            "SELECT media_id, label, common_name, observation_type FROM annotations WHERE id = ?",
-            [annotation_id],
-        ).fetchone()
-        if row is None:
-            raise UserError(f"no annotation {annotation_id} to undo")
-        _check_replaces(conn, row[0], annotation_id)
-        cur = conn.execute(
-            "INSERT INTO annotations (media_id, label, common_name, observation_type, reviewer, created_at, "
-            "replaces, retracted) VALUES (?, ?, ?, ?, ?, ?, ?, 1)",
-            [*row, reviewer, utcnow(), annotation_id],
-        )
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    return int(cur.lastrowid)
-
-
-def _check_replaces(conn: sqlite3.Connection, media_id: int, replaces: int | None) -> None:
-    if replaces is None:
-        return
-    row = conn.execute("SELECT media_id FROM annotations WHERE id = ?", [replaces]).fetchone()
-    if row is None or row[0] != media_id:
-        raise UserError(f"annotation {replaces} is not one of media row {media_id}'s; reload and retry")
-    if conn.execute("SELECT 1 FROM annotations WHERE replaces = ?", [replaces]).fetchone():
-        raise UserError(f"annotation {replaces} was already replaced; reload and retry")

@@ -19,9 +19,9 @@ from datetime import timezone
 from pathlib import Path
 
 from lit_edge.db.queue import Item, Prediction, folder_rows, items
+from lit_edge.db.reader import parse_time
 from lit_edge.fielddata.deployments import Deployment, Placed, localise
 from lit_edge.fielddata.events import group_events
-from lit_edge.fielddata.records import parse_time
 
 
 @dataclass(frozen=True)
