@@ -14,7 +14,8 @@ Decided levels (``media.top_rank``) besides the taxonomic ranks:
 ``uncertain``  the model could not decide with enough confidence
 
 :func:`classify_media` turns a media row's stored decision into its observation under a
-:class:`DecisionRule`; the database summary and every export call it, so they always agree.
+:class:`DecisionRule`; :func:`classify_annotation` does the same for a person's word (an
+``annotations`` row). The database summary and every export call them, so they always agree.
 """
 
 from __future__ import annotations
@@ -109,3 +110,38 @@ def classify_media(m: Decided, rule: DecisionRule) -> Classification:
     else:
         kind = OBS_ANIMAL
     return Classification(kind, scientific_name=name, rank=rank or "species", probability=score)
+
+
+class Verified(Protocol):
+    """What :func:`classify_annotation` reads of a person's word (``lit_edge.db.reader.Annotation``)."""
+
+    label: str
+    observation_type: str
+
+
+def label_rank(label: str) -> str:
+    """The rank a person's label names, from its shape: ``Animalia`` (an animal, which one not
+    known) is the kingdom, one word a genus, two or more words a species."""
+    if label.strip().casefold() == "animalia":
+        return "kingdom"
+    return "genus" if len(label.split()) == 1 else "species"
+
+
+def classify_annotation(a: Verified) -> Classification:
+    """A person's word as an observation: named (with its rank) when it is an animal's name, else
+    its type (blank, human, vehicle, unknown); no probability, because a person said so."""
+    if a.observation_type == OBS_ANIMAL and a.label:
+        return Classification(OBS_ANIMAL, scientific_name=a.label, rank=label_rank(a.label))
+    return Classification(a.observation_type or OBS_UNKNOWN)
+
+
+def observed(c: Classification) -> str:
+    """One word for an observation, to compare the machine's with a person's: its taxon's name when
+    it names one, else its type."""
+    return c.scientific_name or c.observation_type
+
+
+def classify_word(m: Decided, a: Verified | None, rule: DecisionRule) -> Classification:
+    """The people's word where there is one, else the machine's: what CSV, XMP and MegaDetector
+    JSON write (Camtrap DP writes both)."""
+    return classify_annotation(a) if a is not None else classify_media(m, rule)

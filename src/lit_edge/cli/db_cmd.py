@@ -43,7 +43,8 @@ def summary(db: Db) -> None:
     if set(s.by_kind) - {"photo"}:
         typer.echo("rows: " + ", ".join(f"{n} {kind}" for kind, n in sorted(s.by_kind.items())))
     if s.verified:
-        typer.echo(f"verified by people: {s.verified}")
+        agreed = sum(a.agreed for a in s.agreement)
+        typer.echo(f"verified by people: {s.verified}, of which {agreed} agree with the machine")
     t = Table(title="Per species")
     cols = ["species", "common name", "rank", "photos", "mean score"] + (["verified"] if s.verified else [])
     for col in cols:
@@ -52,6 +53,14 @@ def summary(db: Db) -> None:
         row = [sc.name, sc.common_name, sc.rank, str(sc.count), f"{sc.mean_score:.2f}"]
         t.add_row(*row, *([str(sc.verified)] if s.verified else []))
     console.print(t)
+    if s.verified:
+        t = Table(title="People vs machine (verified photos)")
+        for col in ("machine said", "verified", "agreed", "agreement", "people said instead"):
+            t.add_column(col, justify="right" if col in ("verified", "agreed", "agreement") else "left")
+        for a in s.agreement:
+            instead = ", ".join(f"{name} {n}" for name, n in a.instead[:4])
+            t.add_row(a.machine, str(a.verified), str(a.agreed), f"{a.rate:.0%}", instead)
+        console.print(t)
     t = Table(title="Per day")
     for col in ("day", "photos", "named", "blank"):
         t.add_column(col, justify="left" if col == "day" else "right")

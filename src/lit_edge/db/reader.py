@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
 from pathlib import Path
@@ -175,6 +175,7 @@ class Detections:
     db: Path
     runs: tuple[RunRow, ...]
     media: tuple[MediaRow, ...]
+    annotations: dict[int, Annotation] = field(default_factory=dict)  # media id -> people's current word
 
     @property
     def latest_run(self) -> RunRow | None:
@@ -331,6 +332,18 @@ class Reader:
             if len(mine) > 1:
                 mine.sort(key=_position)
             yield MediaRow(*row[:_SPLIT], tuple(mine), *row[_SPLIT:])
+
+    def media_rows(self, ids: Iterable[int]) -> dict[int, MediaRow]:
+        """The media rows with these ids, without their predictions (id -> row)."""
+        ids = sorted(set(ids))
+        out: dict[int, MediaRow] = {}
+        for start in range(0, len(ids), 500):
+            part = ids[start : start + 500]
+            for row in self._select(
+                "media", _MEDIA_SELECT, f"WHERE id IN ({', '.join('?' for _ in part)})", part
+            ):
+                out[row[0]] = MediaRow(*row[:_SPLIT], (), *row[_SPLIT:])
+        return out
 
     def _where(self, run_id: int | None, kinds: Iterable[str] | None, alias: str = "") -> tuple[str, list]:
         where, args = [], []
@@ -516,4 +529,6 @@ def _position(p: Prediction) -> int:
 def read_detections(db: Path | str) -> Detections:
     """Everything at once: convenient for a card's worth of photos; stream a big one with :class:`Reader`."""
     with Reader(db) as r:
-        return Detections(db=r.path, runs=r.runs(), media=tuple(r.iter_media()))
+        return Detections(
+            db=r.path, runs=r.runs(), media=tuple(r.iter_media()), annotations=r.current_annotations()
+        )

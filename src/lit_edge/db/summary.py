@@ -31,7 +31,9 @@ from lit_edge.outcomes import (
     OBS_UNKNOWN,
     OBS_VEHICLE,
     DecisionRule,
+    classify_annotation,
     classify_media,
+    observed,
 )
 
 UNIT_KINDS = (schema.PHOTO, schema.CLIP, schema.LIVE)  # what is counted; a clip's frames are not
@@ -52,6 +54,20 @@ class TaxonCount:
 
 
 @dataclass(frozen=True)
+class Agreement:
+    """People's verdicts on one of the machine's decisions: a row of the confusion table."""
+
+    machine: str
+    verified: int
+    agreed: int
+    instead: tuple[tuple[str, int], ...] = ()  # what people said instead, most often first
+
+    @property
+    def rate(self) -> float:
+        return self.agreed / self.verified if self.verified else 0.0
+
+
+@dataclass(frozen=True)
 class Summary:
     """Counts of units (photos, clips, live frames); ``per_day`` maps ``YYYY-MM-DD``/``unknown``."""
 
@@ -66,6 +82,24 @@ class Summary:
     first_failures: tuple[tuple[str, str], ...] = ()  # (path, error) of the first failed units
     verified: int = 0  # units with a current annotation
     verified_by_type: dict[str, int] = field(default_factory=dict)  # by the people's word
+    # (what the machine said, what people said) -> verified units; each side is a taxon's name or,
+    # when it names none, an observation type (blank, human, vehicle, unknown, unclassified)
+    confusion: dict[tuple[str, str], int] = field(default_factory=dict)
+
+    @property
+    def agreement(self) -> tuple[Agreement, ...]:
+        """Per machine decision: how many units people verified, and how many they agreed with."""
+        rows: dict[str, list[int]] = {}
+        for (machine, person), n in self.confusion.items():
+            r = rows.setdefault(machine, [0, 0, {}])
+            r[0] += n
+            r[1] += n if machine == person else 0
+            if machine != person:
+                r[2][person] = r[2].get(person, 0) + n
+        return tuple(
+            Agreement(name, v, a, tuple(sorted(other.items(), key=lambda kv: (-kv[1], kv[0]))))
+            for name, (v, a, other) in sorted(rows.items(), key=lambda kv: (-kv[1][0], kv[0]))
+        )
 
     @property
     def blank(self) -> int:
@@ -133,7 +167,11 @@ def _count(reader: Reader, run_id: int | None, rule: DecisionRule, max_failures:
     verified_by_type: Counter[str] = Counter()
     verified_taxa: Counter[str] = Counter()
     verified_common: dict[str, str] = {}
-    for a in reader.current_annotations(run_id=run_id, kinds=UNIT_KINDS).values():
+    current = reader.current_annotations(run_id=run_id, kinds=UNIT_KINDS)
+    machine = reader.media_rows(current)
+    confusion: Counter[tuple[str, str]] = Counter()
+    for a in current.values():
+        confusion[observed(classify_media(machine[a.media_id], rule)), observed(classify_annotation(a))] += 1
         verified_by_type[a.observation_type] += 1
         if a.observation_type in _NAMED:
             verified_taxa[a.label] += 1
@@ -169,6 +207,7 @@ def _count(reader: Reader, run_id: int | None, rule: DecisionRule, max_failures:
         first_failures=tuple(first_failures),
         verified=sum(verified_by_type.values()),
         verified_by_type=dict(verified_by_type),
+        confusion=dict(confusion),
     )
 
 
@@ -182,7 +221,8 @@ def summary_lines(s: Summary) -> list[str]:
         if s.by_type.get(kind):
             lines.append(f"  {s.by_type[kind]:6d}  {word}")
     if s.verified:
-        lines.append(f"verified by people: {s.verified}")
+        agreed = sum(a.agreed for a in s.agreement)
+        lines.append(f"verified by people: {s.verified} (agreed with the machine on {agreed})")
     if s.first_failures:
         lines.append("failures:")
         lines.extend(f"  {path}: {error}" for path, error in s.first_failures)

@@ -2,8 +2,11 @@
 
 ``datapackage.json`` + ``deployments.csv`` + ``media.csv`` + ``observations.csv``. Observations are
 written at both levels: one ``media`` observation per photo (its own decision) and one ``event``
-observation per burst (the photos' decisions aggregated, see ``events.classify_event``). All are
-``classificationMethod`` ``machine``, ``classifiedBy`` the model's name and version.
+observation per burst (the photos' decisions aggregated, see ``events.classify_event``), each
+``classificationMethod`` ``machine``, ``classifiedBy`` the model's name and version. Where people
+verified a photo (``lit-edge review``), their word is a second observation beside the machine's,
+``classificationMethod`` ``human``, ``classifiedBy`` the reviewer, at the time they said it; an
+event with a verified photo gets one too. The machine's observation is always kept.
 
 ``media.filePath`` is relative to the photos' common folder (Camtrap DP forbids ``..`` and absolute
 paths), so the package is meant to sit in, or be published beside, that folder.
@@ -21,14 +24,14 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from lit_edge.db.reader import Detections, MediaRow, RunRow, parse_time
+from lit_edge.db.reader import Annotation, Detections, MediaRow, RunRow, parse_time
 from lit_edge.errors import UserError
 from lit_edge.fielddata.config import FieldDataConfig
 from lit_edge.fielddata.deployments import Deployment
 from lit_edge.fielddata.events import Sequenced, classify_event, sequence
 from lit_edge.fielddata.taxa import Taxonomy, load_taxonomy
 from lit_edge.fielddata.validate import CAMTRAP_DP_VERSION, PROFILE_URL, TABLE_SCHEMA_URLS, shipped_schema
-from lit_edge.outcomes import Classification, classify_media
+from lit_edge.outcomes import Classification, classify_annotation, classify_media
 
 log = logging.getLogger(__name__)
 
@@ -72,10 +75,20 @@ def _fmt_prob(p: float | None) -> str:
 
 @dataclass(frozen=True)
 class _Machine:
-    """Who classified (model name and version) and when: the same on every observation row."""
+    """Who classified and when: the model (name and version) on every machine row, or the people
+    who verified (``method`` human) on the rows of their word."""
 
     by: str
     at: str
+    method: str = "machine"
+
+
+def _people(annotations: list[Annotation]) -> _Machine:
+    """The reviewers of some photos, as ``classifiedBy``, and the time of the latest word."""
+    when = max((parse_time(a.created_at) for a in annotations if parse_time(a.created_at)), default=None)
+    if when is not None and when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return _Machine(by=" | ".join(sorted({a.reviewer for a in annotations})), at=_iso(when), method="human")
 
 
 def _observation(
@@ -102,7 +115,7 @@ def _observation(
         "observationLevel": level,
         "observationType": c.observation_type,
         "scientificName": c.scientific_name if named else "",
-        "classificationMethod": "machine" if classified else "",
+        "classificationMethod": machine.method if classified else "",
         "classifiedBy": machine.by if classified else "",
         "classificationTimestamp": machine.at if classified else "",
         "classificationProbability": _fmt_prob(c.probability),
@@ -179,14 +192,19 @@ def _deployment_rows(seq: Sequenced) -> tuple[list[Deployment], list[dict], list
 
 
 def _media_and_observations(
-    seq: Sequenced, root: Path, cfg: FieldDataConfig, machine: _Machine
+    seq: Sequenced, root: Path, cfg: FieldDataConfig, machine: _Machine, people: dict[int, Annotation]
 ) -> tuple[list[dict], list[dict], set[tuple[str, str]]]:
-    """media.csv and observations.csv rows (media- and event-level), and the taxa named."""
+    """media.csv and observations.csv rows (media- and event-level), and the taxa named.
+
+    Every photo and event has the machine's observation (``-o1``); a photo people verified also
+    has theirs (``-o2``, ``classificationMethod`` human, ``classifiedBy`` the reviewer), and so does
+    an event with a verified photo (their words aggregated like the machine's).
+    """
     media_rows, obs_rows = [], []
     taxa: set[tuple[str, str]] = set()
     for e in seq.events:
         dep = e.members[0].deployment
-        per_media = []
+        per_media, verified = [], []
         for p in e.members:
             m: MediaRow = p.media
             media_id = f"m{m.id}"
@@ -204,36 +222,45 @@ def _media_and_observations(
                     "mediaComments": f"failed: {m.error}" if not m.ok and m.error else "",
                 }
             )
-            c = classify_media(m, cfg.rule)
-            per_media.append(c)
-            if c.scientific_name:
-                taxa.add((c.scientific_name, c.rank or "species"))
+            words = [(classify_media(m, cfg.rule), machine, "o1")]
+            a = people.get(m.id)
+            if a is not None:
+                words.append((classify_annotation(a), _people([a]), "o2"))
+                verified.append((a, words[-1][0]))
+            per_media.append(words[0][0])
+            for c, who, suffix_id in words:
+                if c.scientific_name:
+                    taxa.add((c.scientific_name, c.rank or "species"))
+                obs_rows.append(
+                    _observation(
+                        obs_id=f"{media_id}-{suffix_id}",
+                        dep_id=dep.id,
+                        media_id=media_id,
+                        event_id=e.id,
+                        start=p.when,
+                        end=p.when,
+                        level="media",
+                        c=c,
+                        machine=who,
+                    )
+                )
+        levels = [(classify_event(per_media), machine, "o1")]
+        if verified:
+            levels.append((classify_event([c for _, c in verified]), _people([a for a, _ in verified]), "o2"))
+        for c, who, suffix_id in levels:
             obs_rows.append(
                 _observation(
-                    obs_id=f"{media_id}-o1",
+                    obs_id=f"{e.id}-{suffix_id}",
                     dep_id=dep.id,
-                    media_id=media_id,
+                    media_id="",
                     event_id=e.id,
-                    start=p.when,
-                    end=p.when,
-                    level="media",
+                    start=e.start,
+                    end=e.end,
+                    level="event",
                     c=c,
-                    machine=machine,
+                    machine=who,
                 )
             )
-        obs_rows.append(
-            _observation(
-                obs_id=f"{e.id}-o1",
-                dep_id=dep.id,
-                media_id="",
-                event_id=e.id,
-                start=e.start,
-                end=e.end,
-                level="event",
-                c=classify_event(per_media),
-                machine=machine,
-            )
-        )
 
     return media_rows, obs_rows, taxa
 
@@ -304,7 +331,7 @@ def write_camtrap_dp(det: Detections, out: Path, cfg: FieldDataConfig) -> Path:
     machine = _Machine(by=run.classifier if run else "lit-edge", at=_classified_at(run))
     deps, dep_rows, spans = _deployment_rows(seq)
     media_rows, obs_rows, taxa = _media_and_observations(
-        seq, common_root([m.path for m in timed]), cfg, machine
+        seq, common_root([m.path for m in timed]), cfg, machine, det.annotations
     )
 
     out = Path(out)

@@ -1,7 +1,9 @@
 """Write one CSV row per media: path, time, decision, score, the top-k ranks, GPS, event.
 
 For spreadsheets and R (``read.csv``): plain columns, the top-k predictions flattened into
-``pred1_name``, ``pred1_score``, ... so that no cell holds a list.
+``pred1_name``, ``pred1_score``, ... so that no cell holds a list. ``label`` is the people's word
+where they verified the photo (``label_source`` human, ``verified_by``, ``verified_at``), else the
+machine's decision; ``observation_type`` follows it; ``top_*`` are always the machine's.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from lit_edge.errors import UserError
 from lit_edge.fielddata.camtrapdp import common_root
 from lit_edge.fielddata.config import FieldDataConfig
 from lit_edge.fielddata.events import sequence
-from lit_edge.outcomes import classify_media
+from lit_edge.outcomes import classify_word
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +30,10 @@ BASE_COLUMNS = (
     "status",
     "error",
     "observation_type",
+    "label",
+    "label_source",
+    "verified_by",
+    "verified_at",
     "top_name",
     "top_rank",
     "top_score",
@@ -62,6 +68,7 @@ def write_csv(det: Detections, out: Path, cfg: FieldDataConfig) -> Path:
         w.writeheader()
         for m in det.media:
             event = event_of.get(m.id)
+            a = det.annotations.get(m.id)
             row = {
                 "path": m.path,
                 "file": Path(m.path).relative_to(root).as_posix() if m.is_photo else m.name,
@@ -70,7 +77,11 @@ def write_csv(det: Detections, out: Path, cfg: FieldDataConfig) -> Path:
                 "time_source": m.time_source or "",
                 "status": m.status,
                 "error": m.error or "",
-                "observation_type": classify_media(m, cfg.rule).observation_type,
+                "observation_type": classify_word(m, a, cfg.rule).observation_type,
+                "label": a.label if a else (m.top_name or ""),
+                "label_source": "human" if a else ("machine" if m.top_name else ""),
+                "verified_by": a.reviewer if a else "",
+                "verified_at": a.created_at if a else "",
                 "top_name": m.top_name or "",
                 "top_rank": m.top_rank or "",
                 "top_score": "" if m.top_score is None else f"{m.top_score:.4f}",

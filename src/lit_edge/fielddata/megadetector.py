@@ -4,7 +4,10 @@ lit-edge classifies whole photos and has no detector, so each classified photo g
 covering the whole frame (``bbox`` [0, 0, 1, 1], category ``1`` animal) whose ``conf`` is the
 decision's score, with the top-k classes as its ``classifications`` ([class id, probability]).
 A photo decided ``blank`` has no detections; a failed one has ``failure`` and ``detections`` null,
-as MegaDetector writes them. ``file`` is relative to the photos' common folder, which is where
+as MegaDetector writes them. A photo people verified (``lit-edge review``) carries their word
+instead: no detection for blank, a whole-frame person (``2``) or vehicle (``3``), or an animal
+whose one classification is the verified species at 1.0 (an ``unknown`` verdict keeps the
+machine's). ``file`` is relative to the photos' common folder, which is where
 Timelapse expects the JSON to be opened from.
 """
 
@@ -13,23 +16,32 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from lit_edge.db.reader import Detections
+from lit_edge.db.reader import Annotation, Detections
 from lit_edge.fielddata.camtrapdp import common_root
 from lit_edge.fielddata.config import FieldDataConfig
 from lit_edge.fielddata.events import BLANK, UNCLASSIFIED
-from lit_edge.outcomes import classify_media
+from lit_edge.outcomes import OBS_BLANK, OBS_HUMAN, OBS_UNKNOWN, OBS_VEHICLE, classify_media
 
 FORMAT_VERSION = "1.4"
-ANIMAL_CATEGORY = "1"
+ANIMAL_CATEGORY, PERSON_CATEGORY, VEHICLE_CATEGORY = "1", "2", "3"
 
 
 def megadetector_dict(det: Detections, cfg: FieldDataConfig) -> dict:
     photos = list(det.photos)
     root = common_root([m.path for m in photos])
     categories: dict[str, str] = {}
+    for m in photos:
+        for p in m.predictions:
+            categories.setdefault(str(p.label_id), p.scientific_name)
+    by_name = {name: cat for cat, name in categories.items()}
     images = []
     for m in photos:
         entry: dict = {"file": Path(m.path).relative_to(root).as_posix()}
+        a = det.annotations.get(m.id)
+        if a is not None and a.observation_type != OBS_UNKNOWN:
+            entry["detections"] = _verified(a, categories, by_name)
+            images.append(entry)
+            continue
         c = classify_media(m, cfg.rule)
         if c.observation_type == UNCLASSIFIED:
             entry["failure"] = m.error or "failed"
@@ -37,10 +49,7 @@ def megadetector_dict(det: Detections, cfg: FieldDataConfig) -> dict:
         elif c.observation_type == BLANK:
             entry["detections"] = []
         else:
-            classes = []
-            for p in m.predictions:
-                categories.setdefault(str(p.label_id), p.scientific_name)
-                classes.append([str(p.label_id), round(p.score, 4)])
+            classes = [[str(p.label_id), round(p.score, 4)] for p in m.predictions]
             conf = (
                 m.top_score if m.top_score is not None else (m.predictions[0].score if m.predictions else 0.0)
             )
@@ -73,10 +82,33 @@ def megadetector_dict(det: Detections, cfg: FieldDataConfig) -> dict:
                 "conservative_detection_threshold": 0.1,
             },
         },
-        "detection_categories": {ANIMAL_CATEGORY: "animal", "2": "person", "3": "vehicle"},
+        "detection_categories": {
+            ANIMAL_CATEGORY: "animal",
+            PERSON_CATEGORY: "person",
+            VEHICLE_CATEGORY: "vehicle",
+        },
         "classification_categories": dict(sorted(categories.items(), key=lambda kv: int(kv[0]))),
         "images": images,
     }
+
+
+def _verified(a: Annotation, categories: dict[str, str], by_name: dict[str, str]) -> list[dict]:
+    """A person's word as MegaDetector detections: none for blank; a whole-frame person or vehicle;
+    or an animal whose one classification is the verified species at probability 1 (a species the
+    model never predicted gets a new class id)."""
+    if a.observation_type == OBS_BLANK:
+        return []
+    category = {OBS_HUMAN: PERSON_CATEGORY, OBS_VEHICLE: VEHICLE_CATEGORY}.get(
+        a.observation_type, ANIMAL_CATEGORY
+    )
+    det: dict = {"category": category, "conf": 1.0, "bbox": [0.0, 0.0, 1.0, 1.0]}
+    if category == ANIMAL_CATEGORY:
+        cat = by_name.get(a.label)
+        if cat is None:
+            cat = str(max((int(c) for c in categories if c.lstrip("-").isdigit()), default=-1) + 1)
+            categories[cat], by_name[a.label] = a.label, cat
+        det["classifications"] = [[cat, 1.0]]
+    return [det]
 
 
 def write_megadetector(det: Detections, out: Path, cfg: FieldDataConfig) -> Path:

@@ -164,6 +164,26 @@ def _species_table(s: Summary) -> str:
     )
 
 
+def _agreement_table(s: Summary) -> str:
+    """Verified vs machine counts, and the confusion table: per machine decision, how often the
+    people who verified it agreed, and what they said instead."""
+    if not s.verified:
+        return '<p class="meta" id="no-verified">No photo verified by people yet (lit-edge review).</p>'
+    agreed = sum(a.agreed for a in s.agreement)
+    rows = "".join(
+        f'<tr><td>{_e(a.machine)}</td><td class="n">{a.verified}</td><td class="n">{a.agreed}</td>'
+        f'<td class="n">{a.rate:.0%}</td><td>{_e(", ".join(f"{n} ({c})" for n, c in a.instead))}</td></tr>'
+        for a in s.agreement
+    )
+    return (
+        f'<p class="meta" id="verified-count">{s.verified} of {s.done} classified photos verified by people; '
+        f"they agreed with the machine on {agreed}.</p>"
+        '<table id="agreement-table"><thead><tr><th>Machine said</th><th>Verified</th><th>Agreed</th>'
+        "<th>Agreement</th><th>People said instead</th></tr></thead>"
+        f"<tbody>{rows}</tbody></table>"
+    )
+
+
 def _thumbs(det: Detections, cfg: FieldDataConfig, s: Summary) -> str:
     by_name: dict[str, list[tuple[float, MediaRow]]] = {}
     for m in det.media:
@@ -238,6 +258,7 @@ def render_report(det: Detections, cfg: FieldDataConfig) -> str:
 <pre id="js-errors"></pre>
 <h2>Species</h2><p class="meta" id="blank-count">Blank (no animal): {s.blank} photos.</p>{_species_table(s)}
 {bar_chart([(sc.name, sc.count) for sc in s.species[:25]])}
+<h2>People vs machine</h2>{_agreement_table(s)}
 <h2>Detections over time</h2>{timeline_chart(s.per_day)}
 <h2>Photos per species</h2>{_thumbs(det, cfg, s)}
 <h2>Failures ({s.failed})</h2>{_failures(det)}

@@ -24,7 +24,7 @@ from lit_edge.fielddata.config import FieldDataConfig
 from lit_edge.fielddata.events import ANIMAL, BLANK, HUMAN, VEHICLE
 from lit_edge.fielddata.progress import track
 from lit_edge.fielddata.taxa import Taxon, load_taxonomy
-from lit_edge.outcomes import classify_media
+from lit_edge.outcomes import classify_word
 
 log = logging.getLogger(__name__)
 
@@ -178,7 +178,8 @@ def write_xmp(det: Detections, out: Path | None, cfg: FieldDataConfig) -> list[P
     root = common_root([m.path for m in photos])
     written = []
     for m in track(photos, len(photos), "XMP sidecars"):
-        c = classify_media(m, cfg.rule)
+        a = det.annotations.get(m.id)
+        c = classify_word(m, a, cfg.rule)  # the people's word where they verified the photo
         named = c.observation_type in (ANIMAL, HUMAN, VEHICLE) and c.scientific_name
         if not named and c.observation_type != BLANK:
             continue
@@ -194,7 +195,10 @@ def write_xmp(det: Detections, out: Path | None, cfg: FieldDataConfig) -> list[P
             continue
         taxon = taxonomy.taxon(c.scientific_name, c.rank)
         if not taxon.common_name:  # no bundle at hand: the database's predictions carry it too
-            common = next((p.common_name for p in m.predictions if p.scientific_name == taxon.name), "")
+            common = a.common_name if a is not None and a.label == taxon.name else ""
+            common = common or next(
+                (p.common_name for p in m.predictions if p.scientific_name == taxon.name), ""
+            )
             taxon = dataclasses.replace(taxon, common_name=common or "")
         kw = Keywords.for_taxon(taxon)
         written.append(write_sidecar(photo, kw, cfg.xmp_style, target))
