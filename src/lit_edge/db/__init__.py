@@ -2,10 +2,14 @@
 
 ``schema``   the DDL, version by version (``PRAGMA user_version``), migrations, opening a file
 ``writer``   ``Store`` (one writer thread, batched transactions, resume queries), ``MediaRecord``
-             (what the pipeline hands it), ``RunInfo``, ``FrameSaver``, annotations
+             (what the pipeline hands it), ``RunInfo``, ``FrameSaver``
+``annotations`` people's word: the append-only writes (serialised; an undo restores what a
+             correction replaced) and the per-row reads the review page needs
+``queue``    the review page's views: keyset pages by doubt or time, by species or folder, counts
 ``reader``   typed read-only records (``MediaRow``, ``Prediction``, ``RunRow``, ``Annotation``),
              streaming iterators, current annotations, embeddings as numpy arrays
-``summary``  the one summary that ``tag``, ``detect``, ``db summary`` and the report print
+``summary``  the one summary that ``tag``, ``detect``, ``db summary`` and the report print (with
+             verified vs machine counts and the confusion table)
 
 Nothing here imports torch: it is part of the device runtime.
 

@@ -63,9 +63,9 @@ def _add_predicted(names: NameIndex, db: Path) -> None:
 
 def open_review(cfg: ReviewConfig) -> Review:
     """Open (and migrate, if needed) the database and gather what the page needs."""
-    from lit_edge.db.schema import connect as open_for_review
+    from lit_edge.db import schema
 
-    conn = open_for_review(cfg.db)
+    conn = schema.connect(cfg.db)
     try:
         names = load_names(cfg, conn)
     finally:
