@@ -82,9 +82,9 @@ class NameIndex:
             if key in seen:
                 continue
             seen.add(key)
-            self.names.append(
-                Name(lab.scientific_name, lab.common_name, synonyms=synonyms.get(lab.scientific_name, ()))
-            )
+            # the bundle's own synonyms column (``Label.synonyms``, where the bundle format has it)
+            syn = synonyms.get(lab.scientific_name) or tuple(getattr(lab, "synonyms", ()) or ())
+            self.names.append(Name(lab.scientific_name, lab.common_name, synonyms=syn))
         self._seen = seen
 
     def add_used(self, conn: sqlite3.Connection) -> None:
