@@ -17,6 +17,7 @@ import sqlite3
 from dataclasses import dataclass, field
 
 from lit_edge.db.annotations import Annotation, current
+from lit_edge.db.reader import Prediction
 
 REVIEWABLE = (
     "m.status = 'done' AND (m.kind IN ('photo', 'clip') OR (m.kind = 'live' AND m.saved_frame IS NOT NULL))"
@@ -28,15 +29,6 @@ TOP_K = 5
 
 ORDERS = ("doubt", "time")
 STATUSES = ("todo", "verified", "all")
-
-
-@dataclass(frozen=True)
-class Prediction:
-    position: int
-    label_id: int
-    scientific_name: str
-    common_name: str
-    score: float
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ from lit_edge import __version__
 from lit_edge.db import annotations as ann
 from lit_edge.db import queue, schema
 from lit_edge.db.annotations import Annotation, AnnotationError, Verdict
+from lit_edge.db.reader import Prediction
 from lit_edge.paths import home
 from lit_edge.review.bursts import Bursts, suggestions
 from lit_edge.review.names import NameIndex, parse_new
@@ -129,7 +130,7 @@ def _ann(a: Annotation | None) -> dict | None:
     }
 
 
-def _pred(p: queue.Prediction) -> dict:
+def _pred(p: Prediction) -> dict:
     return {"pos": p.position, "name": p.scientific_name, "common": p.common_name, "score": round(p.score, 4)}
 
 

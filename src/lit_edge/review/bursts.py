@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from datetime import timezone
 from pathlib import Path
 
-from lit_edge.db.queue import Item, Prediction, folder_rows, items
-from lit_edge.db.reader import parse_time
+from lit_edge.db.queue import Item, folder_rows, items
+from lit_edge.db.reader import Prediction, parse_time
 from lit_edge.fielddata.deployments import Deployment, Placed, localise
 from lit_edge.fielddata.events import group_events
 
