@@ -213,3 +213,19 @@ def test_cursor_text_is_checked():
     for bad in ("", "x:1:2", "f:one:0.5", "f:1:half"):
         with pytest.raises(ValueError, match="not a page cursor"):
             queue.Cursor.decode(bad)
+
+
+def test_one_row_entries_in_the_writer_use_the_same_rules(tmp_path):
+    from lit_edge.db.writer import NewAnnotation, add_annotation, undo_annotation
+    from lit_edge.errors import UserError
+
+    conn, (m, _) = _db(tmp_path, [0.4, 0.9])
+    wrong = add_annotation(conn, NewAnnotation(m, "Meles meles", "animal", "ann"))
+    right = add_annotation(conn, NewAnnotation(m, "Vulpes vulpes", "animal", "ann", replaces=wrong))
+    with pytest.raises(UserError, match=f"annotation {wrong} was already replaced"):
+        add_annotation(conn, NewAnnotation(m, "blank", "blank", "bob", replaces=wrong))
+    undone = undo_annotation(conn, right, "ann")
+    assert ann.history(conn, m)[-2].id == undone and ann.history(conn, m)[-2].retracted
+    assert ann.current(conn, [m])[m].label == "Meles meles"  # the corrected word is back
+    with pytest.raises(UserError, match="no media row with id 999"):
+        add_annotation(conn, NewAnnotation(999, "blank", "blank", "ann"))

@@ -8,7 +8,8 @@ kill at any moment leaves each photo either fully recorded or absent (and then p
 next run), never half-written or duplicated: the unique index on ``(path, frame_index)`` and an
 upsert make a retry replace, not add, and keep the row's id (so annotations stay attached).
 
-People's annotations are written by :mod:`lit_edge.db.annotations`, never over a prediction.
+People's annotations are written by :mod:`lit_edge.db.annotations` (:func:`add_annotation` and
+:func:`undo_annotation` here are one-row entries to it), never over a prediction.
 """
 
 from __future__ import annotations
@@ -408,3 +409,49 @@ def _sha(path: Path) -> str:
     from lit_edge.bundle import sha256_file
 
     return sha256_file(path) if path.is_file() else ""
+
+
+# -- annotations, one at a time ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NewAnnotation:
+    """A verification to record: what a person says a media row shows."""
+
+    media_id: int
+    label: str  # scientific name, or blank / human / vehicle / unknown
+    observation_type: str  # animal / blank / human / vehicle / unknown (Camtrap DP's)
+    reviewer: str = ""
+    common_name: str = ""
+    replaces: int | None = None  # the annotation this one corrects: it must still be current
+
+
+def add_annotation(conn: sqlite3.Connection, new: NewAnnotation) -> int:
+    """Append one annotation (``conn`` from ``schema.connect``); returns the id now current.
+
+    A thin entry to :func:`lit_edge.db.annotations.annotate` (the one implementation, which the
+    review page calls with many rows at once) for a caller that names the row it corrects.
+    """
+    from lit_edge.db import annotations
+
+    if new.replaces is not None:
+        now = annotations.current(conn, [new.media_id]).get(new.media_id)
+        if now is None or now.id != new.replaces:
+            raise UserError(f"annotation {new.replaces} was already replaced; reload and retry")
+    verdict = annotations.Verdict(new.label, new.common_name, new.observation_type)
+    try:
+        (w,) = annotations.annotate(conn, [(new.media_id, verdict)], new.reviewer or "lit-edge")
+    except annotations.AnnotationError as exc:
+        raise UserError(f"{exc}; annotate a row of this database") from exc
+    return w.current.id
+
+
+def undo_annotation(conn: sqlite3.Connection, annotation_id: int, reviewer: str = "") -> int:
+    """Undo one annotation (see :func:`lit_edge.db.annotations.undo`); returns the retraction's id."""
+    from lit_edge.db import annotations
+
+    try:
+        (w,) = annotations.undo(conn, [annotation_id], reviewer or "lit-edge")
+    except annotations.AnnotationError as exc:
+        raise UserError(f"{exc}; reload and retry") from exc
+    return w.written[0]
