@@ -293,9 +293,9 @@ def bench_stages(photos: list[Path], bundle_dir: Path) -> dict[str, float]:
     CPU time of the calling thread (not wall time), so other work on the machine inflates it
     little; the stages add up to what one photo costs the machine, whatever thread does it.
     """
-    from lit_edge.device.backends import BackendConfig
+    from lit_edge.device.config import BackendConfig, EngineConfig
     from lit_edge.device.decode import decode_file
-    from lit_edge.device.pipeline import Engine, EngineConfig
+    from lit_edge.device.pipeline import Engine
     from lit_edge.device.store import MediaRecord, Store
 
     engine = Engine(EngineConfig(bundle=bundle_dir, backend=BackendConfig("onnxruntime-cpu", "int8", 1)))
@@ -334,7 +334,7 @@ def bench_model(bundle_dir: Path, photos: list[Path], seconds: float = 3.0) -> d
     ``2 x 1 thread, shared`` is tag's default (two threads calling one session), ``own`` gives each
     thread its own session, ``1 x 2 threads`` is one session on both cores (session 1's setting).
     """
-    from lit_edge.device.backends import OrtBackend
+    from lit_edge.device.backends.ort import OrtRunner
     from lit_edge.device.decode import decode_file
     from lit_edge.device.preprocess import prepare
 
@@ -364,13 +364,13 @@ def bench_model(bundle_dir: Path, photos: list[Path], seconds: float = 3.0) -> d
             t.join()
         return sum(done) / (time.perf_counter() - t0)
 
-    shared = OrtBackend(tower, "onnxruntime-cpu", 1)
+    shared = OrtRunner(tower, threads=1)
     out = {}
     graph = load(bundle_dir, verify=False).manifest.classifiers.get("int8_cpu")
     if graph:  # the tower with the species matrix folded in: scores from one call, no numpy step
 
         class Scores:
-            session = OrtBackend(bundle_dir / graph, "onnxruntime-cpu", 1).session
+            session = OrtRunner(bundle_dir / graph, threads=1).session
 
             def embed(self, batch):
                 return self.session.run(["scores"], {"image": batch})[0]
@@ -379,17 +379,17 @@ def bench_model(bundle_dir: Path, photos: list[Path], seconds: float = 3.0) -> d
     return out | {
         f"{cores} x 1 thread, one shared session": rate([shared] * cores),
         f"{cores} x 1 thread, a session each": rate(
-            [shared] + [OrtBackend(tower, "onnxruntime-cpu", 1) for _ in range(cores - 1)]
+            [shared] + [OrtRunner(tower, threads=1) for _ in range(cores - 1)]
         ),
-        f"1 x {cores} threads, one session": rate([OrtBackend(tower, "onnxruntime-cpu", cores)]),
+        f"1 x {cores} threads, one session": rate([OrtRunner(tower, threads=cores)]),
         "1 x 1 thread": rate([shared]),
     }
 
 
 def bench_detect(video: Path, bundle: Path, frames: int, workers: int = 1) -> dict:
     """``detect`` on the video in this process (its default: one worker on all cores)."""
-    from lit_edge.device.live import DetectConfig, run_detect
-    from lit_edge.device.pipeline import EngineConfig
+    from lit_edge.device.config import DetectConfig, EngineConfig
+    from lit_edge.device.live import run_detect
 
     with tempfile.TemporaryDirectory() as tmp:
         cfg = DetectConfig(

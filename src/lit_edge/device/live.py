@@ -23,38 +23,19 @@ import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
-from lit_edge.device.pipeline import Engine, EngineConfig
-from lit_edge.device.sources import CaptureConfig, LiveSource, capture_args, parse_address
+from lit_edge.device.config import DetectConfig
+from lit_edge.device.pipeline import Engine
+from lit_edge.device.plan import plan_detect
+from lit_edge.device.sources import LiveSource, SourceKind, capture_args, parse_address
 from lit_edge.device.store import FrameSaver, MediaRecord, Store, Summary, summary
-from lit_edge.device.threads import usable_cores
 from lit_edge.errors import UserError
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class DetectConfig:
-    """Everything one ``lit-edge detect`` run needs."""
-
-    source: str
-    db: Path = Path("detections.db")
-    engine: EngineConfig = field(default_factory=EngineConfig)
-    capture: CaptureConfig = field(default_factory=CaptureConfig)
-    batch_size: int = 2  # most frames per inference; a batch never waits to fill
-    workers: int = 1  # inference workers (batches run side by side); see the module docstring
-    duration_s: float = 0.0  # stop after this many seconds (0 = until stopped / source ends)
-    status_every_s: float = 10.0  # a status line this often (0 = never)
-    print_detections: bool = True  # a line per frame that names a taxon (not uncertain or blank)
-    display: bool = False  # show frames in a window (needs OpenCV with GUI; headless is the default)
-    save_frames: Path | None = None  # save confident frames as JPEG here
-    save_min_score: float = 0.8
-    save_quota_mb: float = 500.0
-    commit_every: int = 32
 
 
 @dataclass
@@ -72,14 +53,6 @@ class DetectResult:
     workers: int = 1
 
 
-def detect_workers(config: DetectConfig, cores: int | None = None) -> tuple[int, int]:
-    """(inference workers, intra-op threads): the cores are shared out among the workers."""
-    cores = cores or usable_cores()
-    workers = max(1, config.workers)
-    threads = config.engine.backend.threads or max(1, cores // workers)
-    return workers, threads
-
-
 def run_detect(
     config: DetectConfig,
     *,
@@ -88,18 +61,19 @@ def run_detect(
     echo: Callable[[str], None] = print,
 ) -> DetectResult:
     spec = parse_address(config.source)
-    if spec.kind in ("folder", "glob", "image"):
+    if spec.kind.photos:
         raise UserError(
             f"{config.source} is photos, not a live source or video; use 'lit-edge tag {config.source}'"
         )
     capture_args(spec, config.capture)  # a CSI camera without GStreamer fails here, before any I/O
     display = _Display() if config.display else None
-    workers, threads = detect_workers(config)
     if engine is None:
-        engine = Engine(replace(config.engine, backend=replace(config.engine.backend, threads=threads)))
+        engine = Engine(config.engine, lambda s: plan_detect(config, s).threads)
+    how = plan_detect(config, engine.backend.spec)
+    workers = how.workers
     saver = FrameSaver(config.save_frames, config.save_quota_mb) if config.save_frames else None
     store = Store(config.db, batch=config.commit_every, flush_s=0.5, saver=saver)
-    key = str(Path(spec.target).resolve()) if spec.kind == "video" else spec.address
+    key = str(Path(spec.target).resolve()) if spec.kind is SourceKind.VIDEO else spec.address
     # A live source continues its frame numbering over runs; a video re-run replaces its frames.
     first_index = store.next_frame_index(key) if spec.live else 0
     source = LiveSource(spec, config.capture, first_index=first_index)
@@ -109,7 +83,7 @@ def run_detect(
         bundle=engine.bundle,
         backend=engine.backend.name,
         flavour=engine.backend.flavour,
-        settings={**asdict(config), "plan": {"workers": workers, "threads": threads}},
+        settings={**asdict(config), "plan": asdict(how)},
     )
     log.info(
         "run %d: %s (%s) -> %s, %d inference worker(s)", run_id, config.source, spec.kind, config.db, workers

@@ -9,29 +9,20 @@ from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
 from lit_edge import bundle as bundle_mod
 from lit_edge.device import backends
-from lit_edge.device.classify import Classifier, ClassifyConfig, Decision
+from lit_edge.device.classify import Classifier, Decision
+from lit_edge.device.config import EngineConfig
 from lit_edge.device.preprocess import min_decode_side, prepare
 from lit_edge.device.threads import limit_blas_threads
 from lit_edge.errors import UserError
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class EngineConfig:
-    """Which bundle, which backend, how to decide."""
-
-    bundle: Path | None = None  # None = lit_edge.paths.default_bundle_dir()
-    backend: backends.BackendConfig = field(default_factory=backends.BackendConfig)
-    classify: ClassifyConfig = field(default_factory=ClassifyConfig)
-    verify: bool = True  # check the bundle's checksums before trusting it
 
 
 def open_bundle(path: Path | None, verify: bool = True) -> bundle_mod.Bundle:
@@ -51,7 +42,10 @@ def open_bundle(path: Path | None, verify: bool = True) -> bundle_mod.Bundle:
 class Engine:
     """Bundle + backend + classifier; ``classify(images)`` is the whole model side."""
 
-    def __init__(self, config: EngineConfig):
+    def __init__(
+        self, config: EngineConfig, threads_for: Callable[[backends.BackendSpec], int] | None = None
+    ):
+        """``threads_for(spec)``: intra-op threads for a candidate backend (see ``backends.create``)."""
         self.config = config
         limit_blas_threads(1)  # the classifier's matmul is tiny; threaded OpenBLAS only spins
         self.bundle = open_bundle(config.bundle, config.verify)
@@ -59,9 +53,9 @@ class Engine:
         self.preprocess = m.preprocess
         if m.preprocess.layout != "NHWC" or m.preprocess.colour_order != "RGB":
             raise UserError(f"{self.bundle.root}: this runtime needs an NHWC RGB image tower; re-export it")
-        self.backend = backends.create(self.bundle, config.backend)
+        self.backend = backends.create(self.bundle, config.backend, threads_for)
         # a backend that cannot run two batches at once (TensorRT's one context) is taken in turn
-        self._lock = None if getattr(self.backend, "concurrent", False) else threading.Lock()
+        self._lock = None if self.backend.spec.concurrent else threading.Lock()
         self.classifier = Classifier(
             self.bundle.text_embeddings,
             self.bundle.labels,
@@ -90,28 +84,21 @@ class Engine:
     def prepare(self, rgb: np.ndarray) -> np.ndarray:
         return prepare(rgb, self.preprocess)
 
-    def open_backend(self) -> backends.Backend:
-        """Another session of the same backend and tower, for an inference thread of its own."""
-        return backends.create(self.bundle, replace(self.config.backend, backend=self.backend.name))
-
-    def classify_prepared(
-        self, batch: list[np.ndarray] | np.ndarray, backend: backends.Backend | None = None
-    ) -> list[Decision]:
-        """Classify images already at ``input_size`` (uint8 RGB); safe from several threads.
-
-        ``backend`` runs the model instead of the engine's own (see :meth:`open_backend`).
-        """
-        if len(batch) == 0:
-            return []
+    def embed(self, batch: list[np.ndarray] | np.ndarray) -> np.ndarray:
+        """Image embeddings (float32 ``[N, D]``, L2-normalised) of images at ``input_size``; thread-safe."""
         arr = batch if isinstance(batch, np.ndarray) else np.stack(batch)
-        if backend is not None:
-            emb = backend.embed(arr)
-        elif self._lock is None:
-            emb = self.backend.embed(arr)
-        else:
-            with self._lock:
-                emb = self.backend.embed(arr)
-        return self.classifier(emb)
+        if self._lock is None:
+            return self.backend.embed(arr)
+        with self._lock:
+            return self.backend.embed(arr)
 
-    def run_info(self) -> dict:
-        return {"backend": self.backend.name, "flavour": self.backend.flavour}
+    def infer(self, batch: list[np.ndarray] | np.ndarray) -> tuple[np.ndarray, list[Decision]]:
+        """Embeddings and decisions of images at ``input_size`` (uint8 RGB); thread-safe."""
+        if len(batch) == 0:
+            return np.zeros((0, self.classifier.matrix_t.shape[0]), np.float32), []
+        emb = self.embed(batch)
+        return emb, self.classifier(emb)
+
+    def classify_prepared(self, batch: list[np.ndarray] | np.ndarray) -> list[Decision]:
+        """Decisions of images already at ``input_size`` (uint8 RGB); safe from several threads."""
+        return self.infer(batch)[1]

@@ -5,12 +5,7 @@ that releases the GIL: a pool decodes and resizes photos (OpenCV), a few inferen
 model on batches (ONNX Runtime), and the store's writer thread commits results (SQLite). The main
 thread only hands decoded photos to the workers in order and results to the store.
 
-Why several inference workers of one intra-op thread each rather than one session on all cores:
-EfficientNet-Lite0's convolutions are small, and splitting each of them over two threads costs
-synchronisation: on a quiet 2-core machine the INT8 tower did 94 img/s as one two-thread call
-and 131-152 as two one-thread calls side by side, and ``tag`` 110 files/s against 81 with
-``--workers 1`` (the one-session setting; ``bench/bench_device.py`` prints both). The workers
-share one ONNX Runtime session (``run`` is thread-safe), which holds the weights once.
+How many workers, threads and photos per batch: :mod:`lit_edge.device.plan`.
 
 Resuming is by resolved path: what the database already holds as done (or failed, unless
 ``retry_failed``) is skipped before any decoding. A photo that cannot be read or decoded becomes a
@@ -22,50 +17,25 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 
+from lit_edge.device.config import TagConfig
 from lit_edge.device.decode import DecodeError, decode_file
-from lit_edge.device.pipeline import Engine, EngineConfig
-from lit_edge.device.sources import list_files, parse_address
+from lit_edge.device.pipeline import Engine
+from lit_edge.device.plan import plan_tag
+from lit_edge.device.sources import SourceKind, list_files, parse_address
 from lit_edge.device.store import MediaRecord, Store, Summary, summary
-from lit_edge.device.threads import usable_cores
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class TagConfig:
-    """Everything one ``lit-edge tag`` run needs."""
-
-    source: str  # folder, image file or glob
-    db: Path
-    engine: EngineConfig = field(default_factory=EngineConfig)
-    retry_failed: bool = False
-    batch_size: int = 0  # photos per inference; 0 = auto (see auto_batch_size)
-    workers: int = 0  # inference workers (batches run at once); 0 = auto (see plan)
-    decoders: int = 0  # decode threads; 0 = one per usable core
-    own_sessions: bool = False  # a model session per worker instead of one shared (more memory)
-    commit_every: int = 256  # records per database transaction
-
-
-@dataclass(frozen=True)
-class Plan:
-    """How a run uses the machine: what ``plan`` made of the config's zeros (auto)."""
-
-    workers: int
-    threads: int  # ONNX Runtime intra-op threads per call
-    batch_size: int
-    decoders: int
 
 
 @dataclass
@@ -88,56 +58,10 @@ class _Loaded:
     record: MediaRecord | None = None
 
 
-def cpu_workers(cores: int) -> int:
-    """Inference workers on a CPU: one per core (one intra-op thread each), at most 4.
-
-    The cap bounds memory: every worker has a batch in flight in ONNX Runtime's activation arena
-    (10-20 MB per image). Past four, the leftover cores become intra-op threads of each call
-    (a guess: only 2 cores were at hand to measure).
-    """
-    return max(1, min(cores, 4))
-
-
-def plan(config: TagConfig, backend_name: str | None = None, cores: int | None = None) -> Plan:
-    """Fill in the config's automatic settings for ``backend_name`` on ``cores`` cores.
-
-    On a CPU, one worker per core; on a GPU, one worker (the decode pool keeps it fed). Each
-    worker's calls get an equal share of the cores as intra-op threads. ``backend_name`` None
-    means the one ``config`` will open (``auto``: the best available), so that the session can be
-    created with the right number of threads before the backend exists.
-    """
-    cores = cores or usable_cores()
-    name = backend_name or expected_backend(config.engine.backend.backend)
-    workers = config.workers or (cpu_workers(cores) if name == "onnxruntime-cpu" else 1)
-    threads = config.engine.backend.threads or max(1, cores // workers)
-    batch = config.batch_size or auto_batch_size(name)
-    return Plan(workers=workers, threads=threads, batch_size=batch, decoders=config.decoders or cores)
-
-
-def expected_backend(requested: str) -> str:
-    """The backend that ``backends.create`` will open for ``requested`` (``auto``: the first available)."""
-    if requested != "auto":
-        return requested
-    from lit_edge.device.backends import available
-
-    return next(iter(available()), "onnxruntime-cpu")
-
-
-def auto_batch_size(backend_name: str) -> int:
-    """Small batches on CPU, larger on a GPU.
-
-    On a CPU a convolutional tower costs about the same per image at batch 1 or 32 (batch 8 was
-    slower here), but ONNX Runtime's activation arena grows with the images in flight
-    (EfficientNet-Lite0 INT8: 10-20 MB each), and every worker has a batch in flight: a batch of 2
-    keeps ``tag`` well inside its 250 MB memory budget. A GPU needs batches to be busy.
-    """
-    return 2 if backend_name == "onnxruntime-cpu" else 16
-
-
 def default_db(source: str) -> Path:
     """``FOLDER/lit-edge.db`` for a folder (the results travel with the photos), else ``./lit-edge.db``."""
     spec = parse_address(source)
-    if spec.kind == "folder":
+    if spec.kind is SourceKind.FOLDER:
         return Path(spec.target) / "lit-edge.db"
     return Path("lit-edge.db")
 
@@ -186,15 +110,13 @@ def run_tag(
     t0 = time.perf_counter()
     spec = parse_address(config.source)
     if engine is None:  # open the model while the folder is walked: both take a while on a big card
-        threads = plan(config).threads
-        engine_config = replace(config.engine, backend=replace(config.engine.backend, threads=threads))
         with ThreadPoolExecutor(1, thread_name_prefix="lit-edge-engine") as ex:
-            pending = ex.submit(Engine, engine_config)
+            pending = ex.submit(Engine, config.engine, lambda s: plan_tag(config, s).threads)
             files = list_files(spec)
             engine = pending.result()
     else:
         files = list_files(spec)
-    how = plan(config, engine.backend.name)
+    how = plan_tag(config, engine.backend.spec)
     store = Store(config.db, batch=config.commit_every)
     skip = store.done_paths(config.retry_failed)
     todo = [(p, k) for p in files if (k := media_key(p)) not in skip]
@@ -223,7 +145,6 @@ def run_tag(
     if progress:
         progress(0, len(todo))
     stop = stop or threading.Event()
-    infer = _Inference(engine, how.workers, config.own_sessions)
     processed = failed = 0
     first: float | None = None
     status = "finished"
@@ -272,7 +193,9 @@ def run_tag(
                 else:
                     batch.append(loaded)
                 if len(batch) >= how.batch_size or (not decoding and batch):
-                    running.append((batch, workers.submit(infer, [b.image for b in batch])))
+                    running.append(
+                        (batch, workers.submit(engine.classify_prepared, [b.image for b in batch]))
+                    )
                     batch = []
                     # one batch queued behind the running ones keeps every worker busy
                     collect(how.workers)
@@ -296,55 +219,3 @@ def run_tag(
         interrupted=status == "interrupted",
         summary=summary(config.db),
     )
-
-
-class _Inference:
-    """Runs a batch through the model on the calling worker thread.
-
-    With a shared session (the default) every worker calls the engine's backend. With
-    ``own_sessions`` each worker thread opens its own session on first use (the weights and the
-    activation arena are then held once per worker; measured in the bench, for comparison).
-    """
-
-    def __init__(self, engine: Engine, workers: int, own_sessions: bool):
-        self.engine = engine
-        self.own = own_sessions and workers > 1 and getattr(engine.backend, "concurrent", False)
-        self._local = threading.local()
-        self._lock = threading.Lock()
-        self._spare = [engine.backend]  # the first worker takes the engine's own session
-
-    def _backend(self):
-        backend = getattr(self._local, "backend", None)
-        if backend is None:
-            with self._lock:
-                backend = self._spare.pop() if self._spare else None
-            backend = backend or self.engine.open_backend()
-            self._local.backend = backend
-        return backend
-
-    def __call__(self, images: list[np.ndarray]):
-        return self.engine.classify_prepared(images, self._backend() if self.own else None)
-
-
-class GracefulStop:
-    """SIGINT/SIGTERM set an event (finish the batch, flush, exit); a second signal interrupts hard."""
-
-    def __init__(self):
-        self.event = threading.Event()
-        self._old: dict = {}
-
-    def _handle(self, signum, frame):
-        if self.event.is_set():
-            raise KeyboardInterrupt
-        log.info("%s: finishing the current batch and flushing the database", signal.Signals(signum).name)
-        self.event.set()
-
-    def __enter__(self) -> threading.Event:
-        if threading.current_thread() is threading.main_thread():
-            for s in (signal.SIGINT, signal.SIGTERM):
-                self._old[s] = signal.signal(s, self._handle)
-        return self.event
-
-    def __exit__(self, *exc) -> None:
-        for s, h in self._old.items():
-            signal.signal(s, h)
