@@ -24,6 +24,7 @@ from lit_edge.cli.device_opts import (
     BackendOpt,
     BlankOpt,
     BundleOpt,
+    EmbeddingsOpt,
     MarginOpt,
     PrecisionOpt,
     SpeciesOpt,
@@ -140,6 +141,7 @@ def detect(
             "(1 = lowest latency; more may help a video file on a many-core CPU).",
         ),
     ] = _DETECT.workers,
+    embeddings: EmbeddingsOpt = _DETECT.embeddings,
     reconnect: Annotated[
         bool, typer.Option("--reconnect/--no-reconnect", help="Reopen a live source that drops.")
     ] = _CAPTURE.reconnect,
@@ -199,6 +201,7 @@ def detect(
         ),
         batch_size=batch_size,
         workers=workers,
+        embeddings=embeddings,
         duration_s=duration,
         status_every_s=status_every,
         print_detections=not quiet,

@@ -79,6 +79,13 @@ BlankOpt = Annotated[
         help="Share of the evidence the bundle's background rows need to call a photo blank (no animal).",
     ),
 ]
+EmbeddingsOpt = Annotated[
+    bool,
+    typer.Option(
+        "--embeddings/--no-embeddings",
+        help="Keep each image's embedding (float16, about 2 KB) in the database, for review and learn.",
+    ),
+]
 SpeciesOpt = Annotated[
     Path | None,
     typer.Option("--species", help="Restrict to these scientific names (a text file, one per line)."),

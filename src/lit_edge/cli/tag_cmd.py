@@ -16,6 +16,7 @@ from lit_edge.cli.device_opts import (
     BackendOpt,
     BlankOpt,
     BundleOpt,
+    EmbeddingsOpt,
     MarginOpt,
     PrecisionOpt,
     SpeciesOpt,
@@ -59,6 +60,7 @@ def tag(
             "(0 = one per core up to 4 on CPU, 1 on GPU). --workers 1 --threads N is one N-thread session.",
         ),
     ] = _TAG.workers,
+    embeddings: EmbeddingsOpt = _TAG.embeddings,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar.")] = True,
 ) -> None:
     from lit_edge.device.signals import GracefulStop
@@ -81,6 +83,7 @@ def tag(
         retry_failed=retry_failed,
         batch_size=batch_size,
         workers=workers,
+        embeddings=embeddings,
     )
     with GracefulStop() as stop, _progress(progress) as update:
         result = run_tag(config, progress=update, stop=stop)

@@ -71,6 +71,7 @@ class TagConfig:
     batch_size: int = 0  # photos per inference; 0 = planned for the backend
     workers: int = 0  # inference workers (batches run at once); 0 = planned for the backend
     decoders: int = 0  # decode threads; 0 = planned from the cores
+    embeddings: bool = True  # keep each photo's image embedding (float16) for review and learn
     commit_every: int = 256  # records per database transaction
 
 
@@ -84,6 +85,7 @@ class DetectConfig:
     capture: CaptureConfig = field(default_factory=CaptureConfig)
     batch_size: int = 2  # most frames per inference; a batch never waits to fill
     workers: int = 1  # inference workers (batches side by side); 1 = the lowest latency
+    embeddings: bool = True  # keep each frame's image embedding (float16) for review and learn
     duration_s: float = 0.0  # stop after this many seconds (0 = until stopped / source ends)
     status_every_s: float = 10.0  # a status line this often (0 = never)
     print_detections: bool = True  # a line per frame that names a taxon (not uncertain or blank)

@@ -7,12 +7,10 @@ store's writer thread. SIGINT/SIGTERM set a stop event: the current batch finish
 flushed, the run is marked and the command exits 0. A video file ends the run when it ends; a
 live stream that drops is reopened by the source with backoff.
 
-By default one inference worker runs the model on every core for each batch: a live camera needs
-each frame's latency low. ``workers`` > 1 runs batches side by side, each on fewer intra-op
-threads, with results still logged in frame order; that is ``lit-edge tag``'s plan (see
-:mod:`lit_edge.device.tagger`), but it is not the default for a video file either: the source
-thread's video decoding already fills the gaps the two-thread model leaves on 2 cores, and in
-``bench/bench_device.py`` two workers were not faster here.
+Each frame is a work item of the ordered pipeline (:mod:`lit_edge.device.pipeline`) that ``tag``
+runs too, planned for latency (:func:`lit_edge.device.plan.plan_detect`): by default one inference
+worker with every core, a batch handed over only when a worker is free (until then frames wait
+in the source's queue, where a live camera drops the oldest), results logged in frame order.
 """
 
 from __future__ import annotations
@@ -20,18 +18,17 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import deque
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 
 from lit_edge.device.config import DetectConfig
-from lit_edge.device.pipeline import Engine
+from lit_edge.device.pipeline import Engine, Loaded, Pipeline, Sample
 from lit_edge.device.plan import plan_detect
-from lit_edge.device.sources import LiveSource, SourceKind, capture_args, parse_address
+from lit_edge.device.sources import Frame, LiveSource, SourceKind, capture_args, parse_address
 from lit_edge.device.store import FrameSaver, MediaRecord, Store, Summary, summary
 from lit_edge.errors import UserError
 
@@ -97,79 +94,62 @@ def run_detect(
     status = "finished"
     source.start()
 
-    def infer(batch: list) -> tuple[list, float]:
-        decisions = engine.classify_prepared([engine.prepare(f.rgb) for f in batch])
-        return decisions, time.perf_counter()
+    def load(f: Frame, taken: float) -> Loaded:
+        h, w = f.rgb.shape[:2]
+        rec = MediaRecord(
+            path=key,
+            frame_index=f.index,
+            source=config.source,
+            captured_at=f.captured_at,
+            time_source=f.time_source,
+            width=w,
+            height=h,
+        )
+        return Loaded([Sample(rec, engine.prepare(f.rgb), (f, taken))])
 
-    def log_batch(batch: list, started: float, decisions: list, done: float) -> bool:
-        """Record a classified batch; False when the user closed the display window."""
+    closed = threading.Event()  # the user closed the display window
+
+    def sink(sample: Sample) -> None:
+        """Log one classified frame, in frame order."""
         nonlocal frames, detections, last_status
-        for f, d in zip(batch, decisions, strict=True):
-            latencies.append((done - f.read_at) * 1000.0)
-            process_ms.append((done - started) * 1000.0)
-            confident = d.rank == "species" and d.score >= config.save_min_score
-            h, w = f.rgb.shape[:2]
-            store.put(
-                MediaRecord(
-                    path=key,
-                    frame_index=f.index,
-                    source=config.source,
-                    captured_at=f.captured_at,
-                    time_source=f.time_source,
-                    width=w,
-                    height=h,
-                    decision=d,
-                    frame=f.rgb if (saver and confident) else None,
-                )
-            )
-            frames += 1
-            if d.named:  # a species or a rolled-up taxon; not uncertain, not blank
-                detections += 1
-                if config.print_detections:
-                    echo(f"{f.captured_at}  frame {f.index}  {d.rank} {d.name}  {d.score:.2f}")
-        if display is not None and not display.show(batch[-1].rgb, decisions[-1]):
-            return False  # the user closed the window ('q' or Esc)
+        f, taken = sample.context
+        rec, d = sample.record, sample.record.decision
+        done = time.perf_counter()
+        latencies.append((done - f.read_at) * 1000.0)
+        process_ms.append((done - taken) * 1000.0)
+        if saver and d.rank == "species" and d.score >= config.save_min_score:
+            rec.frame = f.rgb
+        store.put(rec)
+        frames += 1
+        if d.named:  # a species or a rolled-up taxon; not uncertain, not blank
+            detections += 1
+            if config.print_detections:
+                echo(f"{f.captured_at}  frame {f.index}  {d.rank} {d.name}  {d.score:.2f}")
+        if display is not None and not display.show(f.rgb, d):
+            closed.set()  # 'q' or Esc
         if config.status_every_s and done - last_status >= config.status_every_s:
             last_status = done
             echo(_status_line(frames, done - t0, latencies, source, store))
-        return True
-
-    pool = ThreadPoolExecutor(workers, thread_name_prefix="lit-edge-infer") if workers > 1 else None
-    running: deque[tuple[list, float, Future]] = deque()  # oldest first: frames are logged in order
-
-    def finish(keep: int) -> bool:
-        while len(running) > keep:
-            batch, started, future = running.popleft()
-            if not log_batch(batch, started, *future.result()):
-                return False
-        return True
 
     try:
-        while not stop.is_set():
-            if config.duration_s and time.perf_counter() - t0 >= config.duration_s:
-                break
-            first = source.get(timeout=0.2)
-            if first is None:
-                if not finish(0) or source.exhausted:
+        with Pipeline(engine, how, sink, embeddings=config.embeddings) as pipe:
+            while not (stop.is_set() or closed.is_set()):
+                if config.duration_s and time.perf_counter() - t0 >= config.duration_s:
                     break
-                continue
-            started = time.perf_counter()
-            batch = [first]
-            while len(batch) < config.batch_size and (nxt := source.queue.get(0)) is not None:
-                batch.append(nxt)
-            if pool is None:
-                if not log_batch(batch, started, *infer(batch)):
-                    break
-                continue
-            running.append((batch, started, pool.submit(infer, batch)))
-            if not finish(workers - 1):  # a batch waits for a free worker in the source's queue
-                break
-        finish(0)
+                first = source.get(timeout=0.2)
+                if first is None:
+                    pipe.flush()
+                    if source.exhausted:
+                        break
+                    continue
+                taken = time.perf_counter()
+                batch = [first]  # and the frames already waiting: a batch never waits to fill
+                while len(batch) < how.batch_size and (nxt := source.queue.get(0)) is not None:
+                    batch.append(nxt)
+                pipe.put(*(partial(load, f, taken) for f in batch))
         if stop.is_set():
             status = "interrupted"
     finally:
-        if pool is not None:
-            pool.shutdown(wait=True)
         if display is not None:
             display.close()
         source.stop()

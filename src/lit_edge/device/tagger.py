@@ -1,11 +1,9 @@
 """``lit-edge tag``: classify every photo of a folder (or glob, or file) exactly once into SQLite.
 
-The loop keeps every core busy with three kinds of threads, all of which spend their time in code
-that releases the GIL: a pool decodes and resizes photos (OpenCV), a few inference workers run the
-model on batches (ONNX Runtime), and the store's writer thread commits results (SQLite). The main
-thread only hands decoded photos to the workers in order and results to the store.
-
-How many workers, threads and photos per batch: :mod:`lit_edge.device.plan`.
+Each photo is a work item of the ordered pipeline (:mod:`lit_edge.device.pipeline`): a decode
+pool reads and resizes photos (OpenCV), inference workers run the model on batches (ONNX Runtime
+or TensorRT), and the store's writer thread commits the records (SQLite), in file order. How many
+workers, threads and photos per batch: :mod:`lit_edge.device.plan`, for the backend that opened.
 
 Resuming is by resolved path: what the database already holds as done (or failed, unless
 ``retry_failed``) is skipped before any decoding. A photo that cannot be read or decoded becomes a
@@ -19,18 +17,16 @@ import logging
 import os
 import threading
 import time
-from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
+from functools import partial
 from pathlib import Path
-
-import numpy as np
 
 from lit_edge.device.config import TagConfig
 from lit_edge.device.decode import DecodeError, decode_file
-from lit_edge.device.pipeline import Engine
+from lit_edge.device.pipeline import Engine, Loaded, Pipeline, Sample
 from lit_edge.device.plan import plan_tag
 from lit_edge.device.sources import SourceKind, list_files, parse_address
 from lit_edge.device.store import MediaRecord, Store, Summary, summary
@@ -51,13 +47,6 @@ class TagResult:
     summary: Summary
 
 
-@dataclass
-class _Loaded:
-    path: str
-    image: np.ndarray | None = None
-    record: MediaRecord | None = None
-
-
 def default_db(source: str) -> Path:
     """``FOLDER/lit-edge.db`` for a folder (the results travel with the photos), else ``./lit-edge.db``."""
     spec = parse_address(source)
@@ -71,8 +60,9 @@ def media_key(path: Path) -> str:
     return os.path.realpath(path) if os.path.exists(path) else os.path.abspath(path)
 
 
-def _load(path: Path, key: str, engine: Engine) -> _Loaded:
-    """Decode + resize one photo; every failure becomes a failed record (never an exception)."""
+def load_photo(path: Path, key: str, engine: Engine) -> Loaded:
+    """Decode + resize one photo into one sample; every failure becomes a failed record (never an
+    exception)."""
     rec = MediaRecord(path=key, source=str(path))
     try:
         st = os.stat(path)
@@ -84,10 +74,10 @@ def _load(path: Path, key: str, engine: Engine) -> _Loaded:
         image = engine.prepare(dec.rgb)
     except DecodeError as exc:
         rec.status, rec.error = "failed", str(exc)
-        return _Loaded(key, None, rec)
+        return Loaded([Sample(rec)])
     except Exception as exc:  # an OpenCV or numpy surprise on a strange file: record it, go on
         rec.status, rec.error = "failed", f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
-        return _Loaded(key, None, rec)
+        return Loaded([Sample(rec)])
     info = dec.info
     rec.width, rec.height = dec.width, dec.height
     rec.latitude, rec.longitude, rec.altitude = info.latitude, info.longitude, info.altitude
@@ -96,7 +86,7 @@ def _load(path: Path, key: str, engine: Engine) -> _Loaded:
     elif st is not None:
         rec.captured_at = datetime.fromtimestamp(st.st_mtime, timezone.utc).isoformat(timespec="seconds")
         rec.time_source = "mtime"
-    return _Loaded(key, image, rec)
+    return Loaded([Sample(rec, image)])
 
 
 def run_tag(
@@ -116,7 +106,7 @@ def run_tag(
             engine = pending.result()
     else:
         files = list_files(spec)
-    how = plan_tag(config, engine.backend.spec)
+    how = plan_tag(config, engine.backend.spec)  # for the backend that really opened
     store = Store(config.db, batch=config.commit_every)
     skip = store.done_paths(config.retry_failed)
     todo = [(p, k) for p in files if (k := media_key(p)) not in skip]
@@ -145,63 +135,28 @@ def run_tag(
     if progress:
         progress(0, len(todo))
     stop = stop or threading.Event()
-    processed = failed = 0
-    first: float | None = None
+    counts = {"processed": 0, "failed": 0}
+    first: list[float] = []
+
+    def sink(sample: Sample) -> None:
+        store.put(sample.record)
+        counts["processed"] += 1
+        if sample.record.status == "failed":
+            counts["failed"] += 1
+        elif not first:
+            first.append(time.perf_counter() - t0)
+        if progress:
+            progress(counts["processed"], len(todo))
+
     status = "finished"
     try:
-        with (
-            ThreadPoolExecutor(how.decoders, thread_name_prefix="lit-edge-decode") as pool,
-            ThreadPoolExecutor(how.workers, thread_name_prefix="lit-edge-infer") as workers,
-        ):
-            decoding: deque = deque()  # decode futures, in file order
-            running: deque = deque()  # (batch, inference future), oldest first
-            it = iter(todo)
-            batch: list[_Loaded] = []
-
-            def fill() -> None:
-                # enough decoded photos ahead for every worker's next batch, and no more (memory)
-                while len(decoding) < (how.workers + 2) * how.batch_size and not stop.is_set():
-                    nxt = next(it, None)
-                    if nxt is None:
-                        return
-                    decoding.append(pool.submit(_load, nxt[0], nxt[1], engine))
-
-            def collect(keep: int) -> None:
-                # hand finished batches to the store, oldest first, until at most `keep` run
-                nonlocal processed, first
-                while len(running) > keep:
-                    items, future = running.popleft()
-                    for item, decision in zip(items, future.result(), strict=True):
-                        item.record.decision = decision
-                        store.put(item.record)
-                    if first is None:
-                        first = time.perf_counter() - t0
-                    processed += len(items)
-                    if progress:
-                        progress(processed, len(todo))
-
-            fill()
-            while decoding:
-                loaded = decoding.popleft().result()
-                fill()
-                if loaded.image is None:
-                    store.put(loaded.record)
-                    processed += 1
-                    failed += 1
-                    if progress:
-                        progress(processed, len(todo))
-                else:
-                    batch.append(loaded)
-                if len(batch) >= how.batch_size or (not decoding and batch):
-                    running.append(
-                        (batch, workers.submit(engine.classify_prepared, [b.image for b in batch]))
-                    )
-                    batch = []
-                    # one batch queued behind the running ones keeps every worker busy
-                    collect(how.workers)
-            collect(0)
-            if stop.is_set():
-                status = "interrupted"
+        with Pipeline(engine, how, sink, embeddings=config.embeddings) as pipe:
+            for path, key in todo:
+                if stop.is_set():
+                    break
+                pipe.put(partial(load_photo, path, key, engine))
+        if stop.is_set():
+            status = "interrupted"
     except BaseException:
         status = "interrupted"
         raise
@@ -212,10 +167,10 @@ def run_tag(
         run_id=run_id,
         total=len(files),
         skipped=len(files) - len(todo),
-        processed=processed,
-        failed=failed,
+        processed=counts["processed"],
+        failed=counts["failed"],
         seconds=time.perf_counter() - t0,
-        first_prediction_s=first,
+        first_prediction_s=first[0] if first else None,
         interrupted=status == "interrupted",
         summary=summary(config.db),
     )
