@@ -368,8 +368,8 @@ def test_video_with_several_workers_logs_the_same_frames_in_order(tmp_path, bund
         tables.append(
             _rows(
                 db,
-                "SELECT m.frame_index, m.top_name, p.rank, p.label_id, p.score FROM media m "
-                "JOIN predictions p ON p.media_id = m.id ORDER BY m.frame_index, p.rank",
+                "SELECT m.frame_index, m.top_name, p.position, p.label_id, p.score FROM media m "
+                "JOIN predictions p ON p.media_id = m.id ORDER BY m.frame_index, p.position",
             )
         )
         plans.append(json.loads(_rows(db, "SELECT settings FROM runs")[0][0])["plan"])
@@ -398,3 +398,15 @@ def test_detect_shares_the_cores_out_among_its_workers():
     assert plan(DetectConfig(source="x", workers=2, engine=threads), cores=2) == (2, 3)
     p = plan_detect(DetectConfig(source="x"), cpu, cores=2)
     assert (p.queued, p.fill_batches) == (0, False)  # latency: never a batch waiting for a worker
+
+
+def test_each_frame_keeps_its_embedding_unless_asked_not_to(tmp_path, bundle):
+    video = _video(tmp_path / "v.avi", ["Caerulea mare"], n_each=6)
+    for extra, expect in (([], 6), (["--no-embeddings"], 0)):
+        db = tmp_path / f"e{len(extra)}.db"
+        r = runner.invoke(app, ["detect", str(video), "--bundle", str(bundle), "--db", str(db), "-q", *extra])
+        assert r.exit_code == 0, r.output
+        assert _rows(db, "SELECT COUNT(*) FROM media") == [(6,)]
+        assert _rows(db, "SELECT COUNT(*), COUNT(DISTINCT media_id) FROM embeddings WHERE dim = 16") == [
+            (expect, expect)
+        ]

@@ -1,7 +1,8 @@
-"""The device runtime: sources, decoding, backends, the pipeline and the SQLite store.
+"""The device runtime: sources, decoding, backends, the pipeline; results go to ``lit_edge.db``.
 
 Nothing under this package may import torch (a test checks it), nor :mod:`lit_edge.export`: a
-Jetson or a laptop runs it with numpy, OpenCV, ONNX Runtime or TensorRT, SQLite and typer only.
+Jetson or a laptop runs it with numpy, OpenCV, ONNX Runtime or TensorRT, Python's sqlite3 and
+typer only.
 
 ``config``      the typed configs of ``tag`` and ``detect``: the one source of their defaults
 ``sources``     addresses (csi://, v4l2://, rtsp://, files, folders, globs) and the live reader thread
@@ -14,7 +15,6 @@ Jetson or a laptop runs it with numpy, OpenCV, ONNX Runtime or TensorRT, SQLite 
 ``plan``        workers, threads and batch size for the backend that opened (throughput or latency)
 ``pipeline``    ``Engine`` (bundle + backend + classifier) and the one ordered inference pipeline
 ``signals``     SIGINT/SIGTERM: finish the batch, flush, exit
-``store``       the SQLite database: one writer thread, batched transactions, resume, summary
 ``tagger``      ``lit-edge tag``: a folder exactly once, resumable
 ``live``        ``lit-edge detect``: a camera, stream or video until stopped
 """

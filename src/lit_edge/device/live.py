@@ -25,11 +25,13 @@ from pathlib import Path
 
 import numpy as np
 
+from lit_edge.db.schema import INTERRUPTED, LIVE
+from lit_edge.db.summary import Summary, summarise
+from lit_edge.db.writer import MediaRecord, RunInfo, Store, StoreConfig
 from lit_edge.device.config import DetectConfig
 from lit_edge.device.pipeline import Engine, Loaded, Pipeline, Sample
 from lit_edge.device.plan import plan_detect
 from lit_edge.device.sources import Frame, LiveSource, SourceKind, capture_args, parse_address
-from lit_edge.device.store import FrameSaver, MediaRecord, Store, Summary, summary
 from lit_edge.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -66,95 +68,102 @@ def run_detect(
     display = _Display() if config.display else None
     if engine is None:
         engine = Engine(config.engine, lambda s: plan_detect(config, s).threads)
-    how = plan_detect(config, engine.backend.spec)
-    workers = how.workers
-    saver = FrameSaver(config.save_frames, config.save_quota_mb) if config.save_frames else None
-    store = Store(config.db, batch=config.commit_every, flush_s=0.5, saver=saver)
+    how = plan_detect(config, engine.backend.spec)  # for the backend that really opened
+    store_config = StoreConfig(
+        batch=config.commit_every,
+        flush_s=0.5,
+        save_frames=config.save_frames,
+        save_quota_mb=config.save_quota_mb,
+    )
     key = str(Path(spec.target).resolve()) if spec.kind is SourceKind.VIDEO else spec.address
-    # A live source continues its frame numbering over runs; a video re-run replaces its frames.
-    first_index = store.next_frame_index(key) if spec.live else 0
-    source = LiveSource(spec, config.capture, first_index=first_index)
-    run_id = store.start_run(
-        "detect",
-        config.source,
-        bundle=engine.bundle,
-        backend=engine.backend.name,
-        flavour=engine.backend.flavour,
-        settings={**asdict(config), "plan": asdict(how)},
-    )
-    log.info(
-        "run %d: %s (%s) -> %s, %d inference worker(s)", run_id, config.source, spec.kind, config.db, workers
-    )
     stop = stop or threading.Event()
-    t0 = time.perf_counter()
-    last_status = t0
+    closed = threading.Event()  # the user closed the display window
     frames = detections = 0
     latencies: list[float] = []  # read -> logged, queue wait included
     process_ms: list[float] = []  # taken from the queue -> logged (preprocess + inference)
-    status = "finished"
-    source.start()
-
-    def load(f: Frame, taken: float) -> Loaded:
-        h, w = f.rgb.shape[:2]
-        rec = MediaRecord(
-            path=key,
-            frame_index=f.index,
-            source=config.source,
-            captured_at=f.captured_at,
-            time_source=f.time_source,
-            width=w,
-            height=h,
+    with Store(config.db, store_config) as store:
+        # A live source continues its frame numbering over runs; a video re-run replaces its frames.
+        first_index = store.next_frame_index(key) if spec.live else 0
+        source = LiveSource(spec, config.capture, first_index=first_index)
+        run_id = store.start_run(
+            RunInfo(
+                command="detect",
+                source=config.source,
+                bundle=engine.bundle,
+                backend=engine.backend.name,
+                flavour=engine.backend.flavour,
+                settings={**asdict(config), "plan": asdict(how)},
+            )
         )
-        return Loaded([Sample(rec, engine.prepare(f.rgb), (f, taken))])
+        log.info(
+            "run %d: %s (%s) -> %s, %d inference worker(s)",
+            run_id,
+            config.source,
+            spec.kind,
+            config.db,
+            how.workers,
+        )
+        t0 = last_status = time.perf_counter()
 
-    closed = threading.Event()  # the user closed the display window
+        def load(f: Frame, taken: float) -> Loaded:
+            h, w = f.rgb.shape[:2]
+            rec = MediaRecord(
+                path=key,
+                frame_index=f.index,
+                kind=LIVE,  # a video file too, until clips get their own rows (kind clip/frame)
+                source=config.source,
+                captured_at=f.captured_at,
+                time_source=f.time_source,
+                width=w,
+                height=h,
+            )
+            return Loaded([Sample(rec, engine.prepare(f.rgb), (f, taken))])
 
-    def sink(sample: Sample) -> None:
-        """Log one classified frame, in frame order."""
-        nonlocal frames, detections, last_status
-        f, taken = sample.context
-        rec, d = sample.record, sample.record.decision
-        done = time.perf_counter()
-        latencies.append((done - f.read_at) * 1000.0)
-        process_ms.append((done - taken) * 1000.0)
-        if saver and d.rank == "species" and d.score >= config.save_min_score:
-            rec.frame = f.rgb
-        store.put(rec)
-        frames += 1
-        if d.named:  # a species or a rolled-up taxon; not uncertain, not blank
-            detections += 1
-            if config.print_detections:
-                echo(f"{f.captured_at}  frame {f.index}  {d.rank} {d.name}  {d.score:.2f}")
-        if display is not None and not display.show(f.rgb, d):
-            closed.set()  # 'q' or Esc
-        if config.status_every_s and done - last_status >= config.status_every_s:
-            last_status = done
-            echo(_status_line(frames, done - t0, latencies, source, store))
+        def sink(sample: Sample) -> None:
+            """Log one classified frame, in frame order."""
+            nonlocal frames, detections, last_status
+            f, taken = sample.context
+            rec, d = sample.record, sample.record.decision
+            done = time.perf_counter()
+            latencies.append((done - f.read_at) * 1000.0)
+            process_ms.append((done - taken) * 1000.0)
+            if store.saver and d.rank == "species" and d.score >= config.save_min_score:
+                rec.frame = f.rgb
+            store.put(rec)
+            frames += 1
+            if d.named:  # a species or a rolled-up taxon; not an outcome such as uncertain or blank
+                detections += 1
+                if config.print_detections:
+                    echo(f"{f.captured_at}  frame {f.index}  {d.rank} {d.name}  {d.score:.2f}")
+            if display is not None and not display.show(f.rgb, d):
+                closed.set()  # 'q' or Esc
+            if config.status_every_s and done - last_status >= config.status_every_s:
+                last_status = done
+                echo(_status_line(frames, done - t0, latencies, source, store))
 
-    try:
-        with Pipeline(engine, how, sink, embeddings=config.embeddings) as pipe:
-            while not (stop.is_set() or closed.is_set()):
-                if config.duration_s and time.perf_counter() - t0 >= config.duration_s:
-                    break
-                first = source.get(timeout=0.2)
-                if first is None:
-                    pipe.flush()
-                    if source.exhausted:
+        source.start()
+        try:
+            with Pipeline(engine, how, sink, embeddings=config.embeddings) as pipe:
+                while not (stop.is_set() or closed.is_set()):
+                    if config.duration_s and time.perf_counter() - t0 >= config.duration_s:
                         break
-                    continue
-                taken = time.perf_counter()
-                batch = [first]  # and the frames already waiting: a batch never waits to fill
-                while len(batch) < how.batch_size and (nxt := source.queue.get(0)) is not None:
-                    batch.append(nxt)
-                pipe.put(*(partial(load, f, taken) for f in batch))
-        if stop.is_set():
-            status = "interrupted"
-    finally:
-        if display is not None:
-            display.close()
-        source.stop()
-        store.finish_run(status)
-        store.db.conn.close()
+                    first = source.get(timeout=0.2)
+                    if first is None:
+                        pipe.flush()
+                        if source.exhausted:
+                            break
+                        continue
+                    taken = time.perf_counter()
+                    batch = [first]  # and the frames already waiting: a batch never waits to fill
+                    while len(batch) < how.batch_size and (nxt := source.queue.get(0)) is not None:
+                        batch.append(nxt)
+                    pipe.put(*(partial(load, f, taken) for f in batch))
+            if stop.is_set():
+                store.outcome = INTERRUPTED
+        finally:
+            if display is not None:
+                display.close()
+            source.stop()
     return DetectResult(
         run_id=run_id,
         frames=frames,
@@ -165,8 +174,8 @@ def run_detect(
         latencies_ms=latencies,
         process_ms=process_ms,
         source_error=source.error,
-        summary=summary(config.db, run_id),
-        workers=workers,
+        summary=summarise(config.db, run_id=run_id),
+        workers=how.workers,
     )
 
 

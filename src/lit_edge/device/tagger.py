@@ -24,12 +24,14 @@ from datetime import datetime, timezone
 from functools import partial
 from pathlib import Path
 
+from lit_edge.db.schema import INTERRUPTED
+from lit_edge.db.summary import Summary, summarise
+from lit_edge.db.writer import MediaRecord, RunInfo, Store, StoreConfig
 from lit_edge.device.config import TagConfig
 from lit_edge.device.decode import DecodeError, decode_file
 from lit_edge.device.pipeline import Engine, Loaded, Pipeline, Sample
 from lit_edge.device.plan import plan_tag
 from lit_edge.device.sources import SourceKind, list_files, parse_address
-from lit_edge.device.store import MediaRecord, Store, Summary, summary
 
 log = logging.getLogger(__name__)
 
@@ -107,62 +109,56 @@ def run_tag(
     else:
         files = list_files(spec)
     how = plan_tag(config, engine.backend.spec)  # for the backend that really opened
-    store = Store(config.db, batch=config.commit_every)
-    skip = store.done_paths(config.retry_failed)
-    todo = [(p, k) for p in files if (k := media_key(p)) not in skip]
-    # a folder listed twice through a symlinked sub-folder is still one photo per resolved path
-    seen: set[str] = set()
-    todo = [(p, k) for p, k in todo if not (k in seen or seen.add(k))]
-    run_id = store.start_run(
-        "tag",
-        config.source,
-        bundle=engine.bundle,
-        backend=engine.backend.name,
-        flavour=engine.backend.flavour,
-        settings={**asdict(config), "plan": asdict(how)},
-    )
-    log.info(
-        "run %d: %d photos, %d already in %s, %d to do; %d worker(s) x %d thread(s), batch %d",
-        run_id,
-        len(files),
-        len(files) - len(todo),
-        config.db,
-        len(todo),
-        how.workers,
-        how.threads,
-        how.batch_size,
-    )
-    if progress:
-        progress(0, len(todo))
     stop = stop or threading.Event()
     counts = {"processed": 0, "failed": 0}
     first: list[float] = []
-
-    def sink(sample: Sample) -> None:
-        store.put(sample.record)
-        counts["processed"] += 1
-        if sample.record.status == "failed":
-            counts["failed"] += 1
-        elif not first:
-            first.append(time.perf_counter() - t0)
+    with Store(config.db, StoreConfig(batch=config.commit_every)) as store:
+        skip = store.done_paths(config.retry_failed)
+        todo = [(p, k) for p in files if (k := media_key(p)) not in skip]
+        # a folder listed twice through a symlinked sub-folder is still one photo per resolved path
+        seen: set[str] = set()
+        todo = [(p, k) for p, k in todo if not (k in seen or seen.add(k))]
+        run_id = store.start_run(
+            RunInfo(
+                command="tag",
+                source=config.source,
+                bundle=engine.bundle,
+                backend=engine.backend.name,
+                flavour=engine.backend.flavour,
+                settings={**asdict(config), "plan": asdict(how)},
+            )
+        )
+        log.info(
+            "run %d: %d photos, %d already in %s, %d to do; %d worker(s) x %d thread(s), batch %d",
+            run_id,
+            len(files),
+            len(files) - len(todo),
+            config.db,
+            len(todo),
+            how.workers,
+            how.threads,
+            how.batch_size,
+        )
         if progress:
-            progress(counts["processed"], len(todo))
+            progress(0, len(todo))
 
-    status = "finished"
-    try:
+        def sink(sample: Sample) -> None:
+            store.put(sample.record)
+            counts["processed"] += 1
+            if sample.record.status == "failed":
+                counts["failed"] += 1
+            elif not first:
+                first.append(time.perf_counter() - t0)
+            if progress:
+                progress(counts["processed"], len(todo))
+
         with Pipeline(engine, how, sink, embeddings=config.embeddings) as pipe:
             for path, key in todo:
                 if stop.is_set():
                     break
                 pipe.put(partial(load_photo, path, key, engine))
         if stop.is_set():
-            status = "interrupted"
-    except BaseException:
-        status = "interrupted"
-        raise
-    finally:
-        store.finish_run(status)
-        store.db.conn.close()
+            store.outcome = INTERRUPTED
     return TagResult(
         run_id=run_id,
         total=len(files),
@@ -171,6 +167,6 @@ def run_tag(
         failed=counts["failed"],
         seconds=time.perf_counter() - t0,
         first_prediction_s=first[0] if first else None,
-        interrupted=status == "interrupted",
-        summary=summary(config.db),
+        interrupted=store.outcome == INTERRUPTED,
+        summary=summarise(config.db),
     )
