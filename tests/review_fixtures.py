@@ -194,7 +194,7 @@ def open_page(browser, url: str, view: str = "doubt", status: str = "todo"):
     page.wait_for_selector("body[data-ready='1']")
     if status != "todo":
         page.check(f"input[name=status][value={status}]")
-        page.wait_for_function("document.querySelectorAll('#grid .unit').length > 0")
+        page.wait_for_function("() => document.querySelectorAll('#grid .unit').length > 0")
     return page
 
 

@@ -95,7 +95,9 @@ def test_keyboard_review_of_a_queue(field, browser):  # noqa: F811
             by_score[7]: "Lynx pardinus",
         }
         assert _labels(page) == {i: expected.get(i, "") for i in by_score}
-        page.wait_for_function("document.getElementById('progress-text').textContent.startsWith('8 of 12')")
+        page.wait_for_function(
+            "() => document.getElementById('progress-text').textContent.startsWith('8 of 12')"
+        )
         assert page.errors == []
     assert _current(db) == {i: (label, "ann") for i, label in expected.items()}
     common = dict(_rows(db, "SELECT label, common_name FROM annotations"))
