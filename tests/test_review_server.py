@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from bundle_factory import make_bundle, solid, write_jpeg
+from bundle_factory import COLOURS, make_bundle, solid, write_jpeg
 from lit_edge.bundle import Label
 from lit_edge.cli.app import app
 from lit_edge.db.annotations import AnnotationError
@@ -212,3 +212,29 @@ def test_without_a_bundle_the_search_offers_the_predicted_names(tmp_path):
             ("Rubra rosea", "red rose-bird"),
             ("Rubra purpurea", "purple rose-bird"),
         }
+
+
+def test_a_database_from_a_real_tag_run(tmp_path):
+    """``lit-edge tag`` writes it (the real pipeline), ``lit-edge review`` shows it and writes to it."""
+    card = tmp_path / "card"
+    colours = list(COLOURS.items())
+    (card / "cam").mkdir(parents=True)
+    for i, (_, rgb) in enumerate(colours):
+        write_jpeg(card / "cam" / f"IMG_{i}.JPG", solid(rgb, (120, 160)))
+    (card / "cam" / "broken.JPG").write_bytes(b"\xff\xd8 not a photo")
+    bundle = make_bundle(tmp_path / "bundle")
+    db = tmp_path / "card.db"
+    r = CliRunner().invoke(
+        app, ["tag", str(card), "--db", str(db), "--bundle", str(bundle), "--backend", "onnxruntime-cpu"]
+    )
+    assert r.exit_code == 0, r.output
+    with ReviewServer(db, tmp_path / "home") as srv:  # the run's bundle names the species
+        items = srv.get("api/page?status=all")["items"]
+        assert sorted(i["top"]["name"] for i in items) == sorted(name for name, _ in colours)
+        assert all(len(i["preds"]) >= 2 for i in items)  # the failed photo is not offered
+        for i in items:
+            assert _req(srv, f"thumb/{i['id']}")[:2] == (200, "image/jpeg")
+        status, _, text = _req(srv, "api/accept", {"media_ids": [i["id"] for i in items]})
+        assert status == 200 and len(json.loads(text)["written"]) == len(colours)
+        assert srv.get("api/info")["verified"] == len(colours)
+        assert {n["label"] for n in srv.get("api/names?q=a")["names"]} >= {name for name, _ in colours}
