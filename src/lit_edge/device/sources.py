@@ -27,13 +27,13 @@ from pathlib import Path
 import numpy as np
 
 from lit_edge.device.decode import IMAGE_SUFFIXES
+from lit_edge.device.video.clips import CLIP_SUFFIXES
 from lit_edge.errors import UserError
 
 log = logging.getLogger(__name__)
 
-VIDEO_SUFFIXES = frozenset(
-    {".mp4", ".avi", ".mkv", ".mov", ".m4v", ".webm", ".mjpeg", ".mjpg", ".ts", ".h264", ".h265"}
-)
+#: Files ``detect`` reads as a video: the clips ``tag`` samples, and raw or streamed formats.
+VIDEO_SUFFIXES = CLIP_SUFFIXES | frozenset({".webm", ".mjpeg", ".mjpg", ".ts", ".h264", ".h265"})
 LIVE_KINDS = frozenset({"csi", "v4l2", "index", "stream"})
 _STREAM = re.compile(r"^(rtsp|rtsps|rtmp|http|https|udp|tcp)://", re.IGNORECASE)
 
@@ -92,25 +92,29 @@ def parse_address(address: str) -> SourceSpec:
     )
 
 
-def list_files(spec: SourceSpec) -> list[Path]:
-    """The photos of an image/folder/glob source, sorted; broken symlinks included (they are rows too)."""
-    if spec.kind == "image":
+def list_files(spec: SourceSpec, *, clips: bool = False) -> list[Path]:
+    """The photos (and with ``clips`` the video clips) of a file/folder/glob source, sorted.
+
+    Broken symlinks are included (they are rows too); macOS ``._`` resource forks and folders whose
+    names look like files (``card 1.2``) are not. Tell clips from photos with
+    :func:`lit_edge.device.video.is_clip`.
+    """
+    wanted = IMAGE_SUFFIXES | CLIP_SUFFIXES if clips else IMAGE_SUFFIXES
+    if spec.kind == "image" or (
+        clips and spec.kind == "video" and Path(spec.target).suffix.lower() in wanted
+    ):
         return [Path(spec.target)]
     if spec.kind == "folder":
         out = []
         for root, dirs, files in os.walk(spec.target):
             dirs[:] = sorted(d for d in dirs if not d.startswith("."))
             out += [
-                Path(root, f)
-                for f in files
-                if Path(f).suffix.lower() in IMAGE_SUFFIXES and not f.startswith("._")
+                Path(root, f) for f in files if Path(f).suffix.lower() in wanted and not f.startswith("._")
             ]
         return sorted(out)
     if spec.kind == "glob":
         hits = glob.glob(spec.target, recursive=True)
-        return sorted(
-            Path(h) for h in hits if Path(h).suffix.lower() in IMAGE_SUFFIXES and not os.path.isdir(h)
-        )
+        return sorted(Path(h) for h in hits if Path(h).suffix.lower() in wanted and not os.path.isdir(h))
     raise UserError(f"{spec.address} is a {spec.kind} source, not photos; use 'lit-edge detect' for it")
 
 
