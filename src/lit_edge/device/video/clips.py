@@ -53,7 +53,7 @@ class ClipInfo:
     codec: str  # FourCC or FFmpeg codec name, e.g. 'h264', 'FMP4'
     file_size: int
     start: datetime | None  # when recording began (naive = the camera's clock, see containers.py)
-    time_source: str  # 'container' | 'mtime'
+    time_source: str  # 'container' | 'mtime' (the file's time less the clip's length)
 
 
 def open_capture(path: Path | str, *, keyframes_only: bool = False, threads: int = 0) -> cv2.VideoCapture:
@@ -132,8 +132,9 @@ def probe(path: Path | str) -> ClipInfo:
     st = path.stat()
     start = container_time(path)
     source = "container"
-    if start is None:
-        start, source = datetime.fromtimestamp(st.st_mtime, timezone.utc), "mtime"
+    if start is None:  # the file was last written when recording stopped
+        start = datetime.fromtimestamp(st.st_mtime - max(count, 0) / fps, timezone.utc)
+        source = "mtime"
     return ClipInfo(
         path=str(path),
         fps=fps,
