@@ -102,7 +102,12 @@ def test_matrice_300_is_latitude_first_and_old_formats_longitude_first(fieldset)
         assert t.coordinate_order == "lon,lat" and abs(t.entries[0].longitude) > 90, name
     keyed = load_telemetry(fieldset / "drone-srt" / "MAVIC3.srt")
     e = keyed.entries[0]
-    assert (e.latitude, e.longitude, e.relative_altitude, e.absolute_altitude) == (3.41531, -3.3744, -2.4, 0.401)
+    assert (e.latitude, e.longitude, e.relative_altitude, e.absolute_altitude) == (
+        3.41531,
+        -3.3744,
+        -2.4,
+        0.401,
+    )
     assert e.local_time == datetime(2021, 12, 25, 12, 27, 52, 373000)
 
 
@@ -146,7 +151,9 @@ def test_generated_720p_clip_with_its_srt_stamps_every_frame(tmp_path, order):
         assert s.relative_altitude == pytest.approx(h)
         assert s.altitude == (pytest.approx(h + 120) if order == "lat,lon" else None)
         assert s.time_source == "telemetry"
-        assert datetime.fromisoformat(s.captured_at) == (start + timedelta(seconds=f.offset_s)).replace(tzinfo=tz)
+        assert datetime.fromisoformat(s.captured_at) == (start + timedelta(seconds=f.offset_s)).replace(
+            tzinfo=tz
+        )
 
 
 def test_without_telemetry_frames_take_the_clips_start_plus_their_offset(tmp_path):

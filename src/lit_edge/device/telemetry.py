@@ -29,13 +29,12 @@ import os
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from itertools import pairwise
 from pathlib import Path
 
 log = logging.getLogger(__name__)
 
-_TIMECODE = re.compile(
-    r"(\d+):(\d{2}):(\d{2})[,.](\d{1,3})\s*-->\s*(\d+):(\d{2}):(\d{2})[,.](\d{1,3})"
-)
+_TIMECODE = re.compile(r"(\d+):(\d{2}):(\d{2})[,.](\d{1,3})\s*-->\s*(\d+):(\d{2}):(\d{2})[,.](\d{1,3})")
 _DATETIME = re.compile(
     r"(\d{4})[-./](\d{1,2})[-./](\d{1,2})[ T](\d{1,2}):(\d{2}):(\d{2})(?:[.,](\d+))?(?:,(\d{3}))?"
 )
@@ -105,7 +104,9 @@ def find_telemetry(clip: Path | str) -> Path | None:
         names = os.listdir(clip.parent)
     except OSError:
         return None
-    candidates = [n for n in names if n.lower().endswith(".srt") and Path(n).stem.lower() == clip.stem.lower()]
+    candidates = [
+        n for n in names if n.lower().endswith(".srt") and Path(n).stem.lower() == clip.stem.lower()
+    ]
     candidates.sort(key=lambda n: (Path(n).stem != clip.stem, n))
     return clip.parent / candidates[0] if candidates else None
 
@@ -135,7 +136,9 @@ def parse_srt(text: str, path: Path | None = None) -> Telemetry:
         body = _TAGS.sub(" ", " ".join(lines[1:] if timing else lines))
         blocks.append((_span(timing) if timing else None, body))
     order = _tuple_order([b for _, b in blocks])
-    raw = [(span, _datetime(body), *_position(body, order), *_altitudes(body, order)) for span, body in blocks]
+    raw = [
+        (span, _datetime(body), *_position(body, order), *_altitudes(body, order)) for span, body in blocks
+    ]
     raw = [r for r in raw if r[0] is not None or r[1] is not None]
     entries = _timed(raw)
     warning = None
@@ -146,7 +149,9 @@ def parse_srt(text: str, path: Path | None = None) -> Telemetry:
         if missing == len(entries):
             warning = f"{name}: {len(entries)} telemetry entries but no GPS position in any; clip tagged without positions"
         elif missing:
-            warning = f"{name}: {missing} of {len(entries)} telemetry entries have no position (a cut-off file?)"
+            warning = (
+                f"{name}: {missing} of {len(entries)} telemetry entries have no position (a cut-off file?)"
+            )
     keyed = sum(bool(re.search(r"\blatitude\s*:", b, re.I)) for _, b in blocks)
     used = ["keyed"] * (keyed > 0) + [order] * (order != "none" and keyed < len(blocks))
     return _warn(Telemetry(path, tuple(entries), warning, "+".join(used) if entries and used else "none"))
@@ -252,7 +257,7 @@ def _timed(raw: list[tuple]) -> list[TelemetryEntry]:
         first = next(r[1] for r in raw if r[1] is not None)
         starts = [(r[1] - first).total_seconds() if r[1] else None for r in raw]
         known = [s for s in starts if s is not None]
-        steps = sorted(b - a for a, b in zip(known, known[1:]) if b > a) or [1.0]
+        steps = sorted(b - a for a, b in pairwise(known) if b > a) or [1.0]
         step = steps[len(steps) // 2]
         spans = []
         for i, s in enumerate(starts):
