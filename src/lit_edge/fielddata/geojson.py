@@ -1,0 +1,118 @@
+"""GeoJSON (RFC 7946) of a detection database: detections as points, drone flights as lines.
+
+For GIS (QGIS, ArcGIS, geojson.io) and anyone mapping where animals were seen:
+
+- one ``Point`` per named detection that has a position (a photo with EXIF GPS, or a sampled clip
+  frame placed by its drone telemetry), with ``scientificName``, ``commonName``, ``rank``,
+  ``observationType``, ``score``, ``time``, ``altitude`` (above sea level) and the file;
+- one ``LineString`` per drone track: a clip whose sampled frames carry positions, in frame order,
+  with the clip's ``path``, ``start``/``end`` and its ``frames``.
+
+RFC 7946 positions are ``[longitude, latitude]`` (then altitude, when known) in WGS 84; GPS
+receivers, EXIF and DJI telemetry all give WGS 84. Decisions follow the same rule as every other
+export (:class:`~lit_edge.fielddata.config.DecisionRule`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import defaultdict
+from pathlib import Path
+
+from lit_edge.fielddata.config import FieldDataConfig
+from lit_edge.fielddata.events import classify_media
+from lit_edge.fielddata.records import Detections, MediaRecord
+
+log = logging.getLogger(__name__)
+
+
+def _has_position(m: MediaRecord) -> bool:
+    return m.latitude is not None and m.longitude is not None
+
+
+def _position(m: MediaRecord) -> list[float]:
+    """``[lon, lat]`` or ``[lon, lat, altitude]``: RFC 7946 order, longitude first."""
+    pos = [round(float(m.longitude), 7), round(float(m.latitude), 7)]
+    if m.altitude is not None:
+        pos.append(round(float(m.altitude), 2))
+    return pos
+
+
+def _is_frame(m: MediaRecord) -> bool:
+    """A sampled clip frame: a file's row with a frame index (live frames have an address as path)."""
+    return m.frame_index is not None and m.frame_index >= 0 and "://" not in m.path
+
+
+def detection_features(det: Detections, cfg: FieldDataConfig) -> list[dict]:
+    """A ``Point`` feature per named, positioned detection, oldest row first."""
+    out = []
+    for m in det.media:
+        if not _has_position(m):
+            continue
+        c = classify_media(m, cfg.rule)
+        if not c.scientific_name:
+            continue
+        common = next((p.common_name for p in m.predictions if p.scientific_name == c.scientific_name), "")
+        props = {
+            "scientificName": c.scientific_name,
+            "commonName": common or None,
+            "rank": c.rank,
+            "observationType": c.observation_type,
+            "score": round(c.probability, 4) if c.probability is not None else None,
+            "time": m.captured_at,
+            "altitude": m.altitude,
+            "file": m.path,
+            "frameIndex": m.frame_index if _is_frame(m) else None,
+            "mediaID": f"m{m.id}",
+        }
+        out.append(
+            {
+                "type": "Feature",
+                "geometry": {"type": "Point", "coordinates": _position(m)},
+                "properties": props,
+            }
+        )
+    return out
+
+
+def track_features(det: Detections) -> list[dict]:
+    """A ``LineString`` per clip whose frames carry at least two distinct positions."""
+    frames: dict[str, list[MediaRecord]] = defaultdict(list)
+    for m in det.media:
+        if _is_frame(m) and _has_position(m):
+            frames[m.path].append(m)
+    out = []
+    for path in sorted(frames):
+        rows = sorted(frames[path], key=lambda m: m.frame_index)
+        line = [_position(m) for m in rows]
+        if len({tuple(p[:2]) for p in line}) < 2:
+            continue  # a drone that hovered (or a fixed camera): a point, not a track
+        props = {
+            "path": path,
+            "start": rows[0].captured_at,
+            "end": rows[-1].captured_at,
+            "frames": len(rows),
+        }
+        out.append(
+            {"type": "Feature", "geometry": {"type": "LineString", "coordinates": line}, "properties": props}
+        )
+    return out
+
+
+def write_geojson(det: Detections, out: Path, cfg: FieldDataConfig) -> Path:
+    """Write the FeatureCollection to ``out`` (a file; a folder gets ``detections.geojson``)."""
+    out = Path(out)
+    if out.is_dir():
+        out = out / "detections.geojson"
+    points, tracks = detection_features(det, cfg), track_features(det)
+    collection = {"type": "FeatureCollection", "features": tracks + points}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(collection, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+    unplaced = sum(
+        1 for m in det.media if not _has_position(m) and classify_media(m, cfg.rule).scientific_name
+    )
+    if unplaced:
+        log.warning("%d named detection(s) have no position and are not on the map", unplaced)
+    log.info("wrote GeoJSON: %d detections, %d tracks -> %s", len(points), len(tracks), out)
+    return out
