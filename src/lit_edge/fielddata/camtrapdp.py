@@ -28,11 +28,50 @@ from lit_edge.fielddata.events import Classification, Sequenced, classify_event,
 from lit_edge.fielddata.records import Detections, MediaRecord, RunRecord, parse_time
 from lit_edge.fielddata.taxa import Taxonomy, load_taxonomy
 from lit_edge.fielddata.validate import CAMTRAP_DP_VERSION, PROFILE_URL, TABLE_SCHEMA_URLS, shipped_schema
+from lit_edge.timezones import localise
 
 log = logging.getLogger(__name__)
 
 _MEDIATYPES = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png", ".tif": "image/tiff"}
 _MEDIATYPES |= {".tiff": "image/tiff", ".webp": "image/webp", ".bmp": "image/bmp", ".heic": "image/heic"}
+# clips are media of their own (Camtrap DP's fileMediatype is any image/, video/ or audio/ type)
+_MEDIATYPES |= {
+    ".mp4": "video/mp4",
+    ".m4v": "video/x-m4v",
+    ".mov": "video/quicktime",
+    ".mkv": "video/x-matroska",
+}
+_MEDIATYPES |= {".avi": "video/x-msvideo", ".asf": "video/x-ms-asf", ".wmv": "video/x-ms-wmv"}
+_MEDIATYPES |= {".mts": "video/mp2t", ".m2ts": "video/mp2t"}
+
+
+def clip_frames(det: Detections) -> dict[str, list[MediaRecord]]:
+    """The sampled frames of each clip (a file's rows with a frame index), by the clip's path, in order."""
+    out: dict[str, list[MediaRecord]] = {}
+    for m in det.media:
+        if not m.is_photo and "://" not in m.path:
+            out.setdefault(m.path, []).append(m)
+    for rows in out.values():
+        rows.sort(key=lambda m: m.frame_index)
+    return out
+
+
+def clip_span(
+    frames: list[MediaRecord], c: Classification, cfg: FieldDataConfig
+) -> tuple[datetime | None, datetime | None]:
+    """When, within a clip, its observation is seen: the times of the frames that show its taxon.
+
+    A clip decided ``Capreolus capreolus`` is observed from the first to the last frame decided
+    so; a clip with no named taxon spans all its frames. Naive frame times are the camera's clock,
+    like the clip's own timestamp.
+    """
+    shown = [
+        f
+        for f in frames
+        if c.scientific_name and classify_media(f, cfg.rule).scientific_name == c.scientific_name
+    ]
+    times = [f.timestamp for f in (shown or frames) if f.timestamp is not None]
+    return (min(times), max(times)) if times else (None, None)
 
 
 def _fields(table: str) -> list[str]:
@@ -178,9 +217,17 @@ def _deployment_rows(seq: Sequenced) -> tuple[list[Deployment], list[dict], list
 
 
 def _media_and_observations(
-    seq: Sequenced, root: Path, cfg: FieldDataConfig, machine: _Machine
+    seq: Sequenced,
+    root: Path,
+    cfg: FieldDataConfig,
+    machine: _Machine,
+    frames: dict[str, list[MediaRecord]] | None = None,
 ) -> tuple[list[dict], list[dict], set[tuple[str, str]]]:
-    """media.csv and observations.csv rows (media- and event-level), and the taxa named."""
+    """media.csv and observations.csv rows (media- and event-level), and the taxa named.
+
+    A clip is one media row; its media-level observation spans the frames that show it.
+    """
+    frames = frames or {}
     media_rows, obs_rows = [], []
     taxa: set[tuple[str, str]] = set()
     for e in seq.events:
@@ -207,14 +254,20 @@ def _media_and_observations(
             per_media.append(c)
             if c.scientific_name:
                 taxa.add((c.scientific_name, c.rank or "species"))
+            start = end = p.when
+            if frames.get(m.path):
+                first, last = clip_span(frames[m.path], c, cfg)
+                tz = p.when.tzinfo if p.when is not None else None
+                start = localise(first, tz) if first and tz else start
+                end = localise(last, tz) if last and tz else end
             obs_rows.append(
                 _observation(
                     obs_id=f"{media_id}-o1",
                     dep_id=dep.id,
                     media_id=media_id,
                     event_id=e.id,
-                    start=p.when,
-                    end=p.when,
+                    start=start,
+                    end=end,
                     level="media",
                     c=c,
                     machine=machine,
@@ -303,7 +356,7 @@ def write_camtrap_dp(det: Detections, out: Path, cfg: FieldDataConfig) -> Path:
     machine = _Machine(by=run.classifier if run else "lit-edge", at=_classified_at(run))
     deps, dep_rows, spans = _deployment_rows(seq)
     media_rows, obs_rows, taxa = _media_and_observations(
-        seq, common_root([m.path for m in timed]), cfg, machine
+        seq, common_root([m.path for m in timed]), cfg, machine, clip_frames(det)
     )
 
     out = Path(out)
