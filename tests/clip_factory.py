@@ -8,10 +8,16 @@ sampler says is frame 57 shows 57, whichever way (keyframe, decoding, seeking) i
 from __future__ import annotations
 
 import struct
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import cv2
 import numpy as np
+
+from fielddata_fixtures import BADGER, DEER, FOX, fill_db
+from lit_edge.device.telemetry import find_telemetry, load_telemetry
+from lit_edge.device.video import ClipSampler, SampleConfig, probe
+from lit_edge.device.video.stamps import stamp
 
 BITS = 12
 
@@ -71,3 +77,81 @@ def set_avi_idit(path: Path, text: str) -> None:
     data[at : at + 4] = b"IDIT"
     data[at + 8 : at + 8 + size] = payload + b"\0" * (size - len(payload))
     path.write_bytes(bytes(data))
+
+
+def track(i: int) -> tuple[float, float, float]:
+    """A made-up flight: lat, lon, height above take-off for second ``i``."""
+    return 46.5 + 0.0001 * i, -121.75 + 0.0002 * i, 10.0 + i
+
+
+def srt_text(n: int, order: str, start: datetime) -> str:
+    """A DJI SRT of ``n`` one-second entries along :func:`track`, tuples in ``order`` (Mavic Pro or M300)."""
+    out = []
+    for i in range(n):
+        lat, lon, h = track(i)
+        t0, t1 = timedelta(seconds=i), timedelta(seconds=i + 1)
+        tc = f"0{t0}".replace(".", ",") + ",000 --> " + f"0{t1}".replace(".", ",") + ",000"
+        when = (start + t0).strftime("%Y.%m.%d %H:%M:%S")
+        if order == "lon,lat":  # Mavic Pro: HOME/GPS longitude first, satellites third
+            body = f"HOME({track(0)[1]:.4f},{track(0)[0]:.4f}) {when}\nGPS({lon:.4f},{lat:.4f},16) BAROMETER:{h:.1f}"
+        else:  # Matrice 300: latitude first, absolute altitude in metres third
+            body = f"{when}\nGPS({lat:.4f},{lon:.4f},{h + 120:.1f}M) BAROMETER:{h:.1f}M"
+        out.append(f"{i + 1}\n{tc}\n{body}\n")
+    return "\n".join(out)
+
+
+def named(top, score):
+    """Database columns of a species decision (and its top-2) for ``fill_db``."""
+    return {
+        "top_label_id": top[0],
+        "top_name": top[1],
+        "top_rank": "species",
+        "top_score": score,
+        "predictions": [(*top, score), (*BADGER, round(1 - score, 3))],
+    }
+
+
+def flight_db(tmp_path: Path) -> tuple[Path, Path]:
+    """A drone clip with its SRT, sampled and stamped for real; a photo with GPS; a blank; one unplaced."""
+    clip = write_clip(tmp_path / "DJI_0007.MP4", frames=150, size=(320, 240))
+    (tmp_path / "DJI_0007.SRT").write_text(
+        srt_text(5, "lat,lon", datetime(2024, 5, 17, 6, 42, 10)), encoding="utf-8"
+    )
+    info, tele = probe(clip), load_telemetry(find_telemetry(clip))
+    rows = []
+    for f in ClipSampler(clip, SampleConfig(keyframes=False)).frames():
+        s = stamp(info, f.offset_s, tele)
+        row = {
+            "path": str(clip),
+            "frame_index": f.index,
+            "captured_at": s.captured_at,
+            "time_source": s.time_source,
+            "latitude": s.latitude,
+            "longitude": s.longitude,
+            "altitude": s.altitude,
+        }
+        rows.append(
+            {
+                **row,
+                **(
+                    named(DEER, 0.9)
+                    if f.index in (30, 90)
+                    else {"top_name": "blank", "top_rank": "blank", "top_score": 0.8}
+                ),
+            }
+        )
+    rows.append(
+        {
+            "path": str(tmp_path / "IMG_1.JPG"),
+            "captured_at": "2024-05-17T07:00:00",
+            "latitude": -20.2533,
+            "longitude": 149.0251,
+            **named(FOX, 0.7),
+        }
+    )
+    rows.append(
+        {"path": str(tmp_path / "IMG_2.JPG"), "captured_at": "2024-05-17T07:01:00", **named(FOX, 0.8)}
+    )
+    db = tmp_path / "flight.db"
+    fill_db(db, rows)
+    return db, clip

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import csv
+import re
 from datetime import datetime, timedelta
 
-from clip_factory import write_clip
-from fielddata_fixtures import BADGER, DEER, cli, fill_db, make_field
+import pytest
+
+from clip_factory import flight_db, write_clip
+from fielddata_fixtures import BADGER, CHROMIUM, DEER, cli, fill_db, make_field, parse, render
 from lit_edge.device.video import ClipSampler, SampleConfig, probe
 from lit_edge.device.video.stamps import stamp
 from lit_edge.fielddata.validate import validate_package
@@ -83,3 +86,26 @@ def test_camtrap_dp_clip_is_one_video_media_with_the_deers_time_range(tmp_path):
         (start + timedelta(seconds=1)).isoformat() + "+00:00",
         (start + timedelta(seconds=3)).isoformat() + "+00:00",
     )
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="no Chromium here (Debian: apt-get install chromium)")
+def test_report_draws_each_flight_with_its_detections_offline(tmp_path):
+    db, clip = flight_db(tmp_path)
+    out = tmp_path / "report.html"
+    r = cli("report", db, "-o", out)
+    assert r.exit_code == 0, r.output
+    html = out.read_text(encoding="utf-8")
+    svg = re.search(r'<svg class="flight".*?</svg>', html, re.S).group(0)
+    assert f'data-path="{clip}"' in svg
+    points = re.search(r'<polyline class="track" points="([^"]+)"', svg).group(1).split()
+    assert len(points) == 5  # one vertex per sampled frame
+    xs = [float(p.split(",")[0]) for p in points]
+    assert xs == sorted(xs)  # the made-up flight goes east: x grows
+    dots = re.findall(r'<circle class="detection".*?<title>([^<]+)</title>', svg)
+    assert len(dots) == 2 and all(
+        t.startswith("Capreolus capreolus 0.90 at 2024-05-17T06:42:1") for t in dots
+    )
+    dom, console = render(out, tmp_path / "profile")  # headless Chromium, network off
+    page = parse(dom)
+    assert console == [] and page.errors.strip() == "" and page.body.get("data-rendered") == "ok"
+    assert "Flights (1)" in " ".join(page.text)

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from clip_factory import write_clip
+from clip_factory import srt_text, track, write_clip
 from lit_edge.device.telemetry import find_telemetry, load_telemetry, parse_srt
 from lit_edge.device.video import ClipSampler, SampleConfig, probe
 from lit_edge.device.video.stamps import stamp
@@ -111,31 +111,11 @@ def test_matrice_300_is_latitude_first_and_old_formats_longitude_first(fieldset)
     assert e.local_time == datetime(2021, 12, 25, 12, 27, 52, 373000)
 
 
-def _track(i: int) -> tuple[float, float, float]:
-    """A made-up flight: lat, lon, height above take-off for second ``i``."""
-    return 46.5 + 0.0001 * i, -121.75 + 0.0002 * i, 10.0 + i
-
-
-def _srt(n: int, order: str, start: datetime) -> str:
-    out = []
-    for i in range(n):
-        lat, lon, h = _track(i)
-        t0, t1 = timedelta(seconds=i), timedelta(seconds=i + 1)
-        tc = f"0{t0}".replace(".", ",") + ",000 --> " + f"0{t1}".replace(".", ",") + ",000"
-        when = (start + t0).strftime("%Y.%m.%d %H:%M:%S")
-        if order == "lon,lat":  # Mavic Pro: HOME/GPS longitude first, satellites third
-            body = f"HOME({_track(0)[1]:.4f},{_track(0)[0]:.4f}) {when}\nGPS({lon:.4f},{lat:.4f},16) BAROMETER:{h:.1f}"
-        else:  # Matrice 300: latitude first, absolute altitude in metres third
-            body = f"{when}\nGPS({lat:.4f},{lon:.4f},{h + 120:.1f}M) BAROMETER:{h:.1f}M"
-        out.append(f"{i + 1}\n{tc}\n{body}\n")
-    return "\n".join(out)
-
-
 @pytest.mark.parametrize("order", ["lon,lat", "lat,lon"])
 def test_generated_720p_clip_with_its_srt_stamps_every_frame(tmp_path, order):
     clip = write_clip(tmp_path / "DJI_0042.MP4", frames=150, fps=30.0)
     start = datetime(2024, 5, 17, 6, 42, 10)
-    (tmp_path / "DJI_0042.srt").write_text(_srt(5, order, start), encoding="utf-8")  # any case
+    (tmp_path / "DJI_0042.srt").write_text(srt_text(5, order, start), encoding="utf-8")  # any case
     found = find_telemetry(clip)
     assert found == tmp_path / "DJI_0042.srt"
     t = load_telemetry(found)
@@ -146,7 +126,7 @@ def test_generated_720p_clip_with_its_srt_stamps_every_frame(tmp_path, order):
     assert [f.index for f in frames] == [0, 30, 60, 90, 120]
     for f in frames:
         s = stamp(info, f.offset_s, t, tz)
-        lat, lon, h = _track(int(f.offset_s))
+        lat, lon, h = track(int(f.offset_s))
         assert (s.latitude, s.longitude) == (round(lat, 4), round(lon, 4))
         assert s.relative_altitude == pytest.approx(h)
         assert s.altitude == (pytest.approx(h + 120) if order == "lat,lon" else None)
@@ -170,7 +150,7 @@ def test_without_telemetry_frames_take_the_clips_start_plus_their_offset(tmp_pat
 
 
 def test_lookup_between_and_beyond_entries():
-    t = parse_srt(_srt(3, "lon,lat", datetime(2024, 1, 1, 12, 0, 0)))
+    t = parse_srt(srt_text(3, "lon,lat", datetime(2024, 1, 1, 12, 0, 0)))
     assert t.lookup(0.0).start_s == 0.0 and t.lookup(2.99).start_s == 2.0
     assert t.lookup(3.5).start_s == 2.0  # just past the last entry: still it
     assert t.lookup(10.0) is None  # far beyond: no position rather than a wrong one

@@ -17,18 +17,14 @@ from __future__ import annotations
 
 import json
 import logging
-from collections import defaultdict
 from pathlib import Path
 
 from lit_edge.fielddata.config import FieldDataConfig
 from lit_edge.fielddata.events import classify_media
 from lit_edge.fielddata.records import Detections, MediaRecord
+from lit_edge.fielddata.tracks import flight_tracks, has_position, is_clip_frame
 
 log = logging.getLogger(__name__)
-
-
-def _has_position(m: MediaRecord) -> bool:
-    return m.latitude is not None and m.longitude is not None
 
 
 def _position(m: MediaRecord) -> list[float]:
@@ -39,16 +35,11 @@ def _position(m: MediaRecord) -> list[float]:
     return pos
 
 
-def _is_frame(m: MediaRecord) -> bool:
-    """A sampled clip frame: a file's row with a frame index (live frames have an address as path)."""
-    return m.frame_index is not None and m.frame_index >= 0 and "://" not in m.path
-
-
 def detection_features(det: Detections, cfg: FieldDataConfig) -> list[dict]:
     """A ``Point`` feature per named, positioned detection, oldest row first."""
     out = []
     for m in det.media:
-        if not _has_position(m):
+        if not has_position(m):
             continue
         c = classify_media(m, cfg.rule)
         if not c.scientific_name:
@@ -63,7 +54,7 @@ def detection_features(det: Detections, cfg: FieldDataConfig) -> list[dict]:
             "time": m.captured_at,
             "altitude": m.altitude,
             "file": m.path,
-            "frameIndex": m.frame_index if _is_frame(m) else None,
+            "frameIndex": m.frame_index if is_clip_frame(m) else None,
             "mediaID": f"m{m.id}",
         }
         out.append(
@@ -77,23 +68,16 @@ def detection_features(det: Detections, cfg: FieldDataConfig) -> list[dict]:
 
 
 def track_features(det: Detections) -> list[dict]:
-    """A ``LineString`` per clip whose frames carry at least two distinct positions."""
-    frames: dict[str, list[MediaRecord]] = defaultdict(list)
-    for m in det.media:
-        if _is_frame(m) and _has_position(m):
-            frames[m.path].append(m)
+    """A ``LineString`` per drone track (see :func:`~lit_edge.fielddata.tracks.flight_tracks`)."""
     out = []
-    for path in sorted(frames):
-        rows = sorted(frames[path], key=lambda m: m.frame_index)
-        line = [_position(m) for m in rows]
-        if len({tuple(p[:2]) for p in line}) < 2:
-            continue  # a drone that hovered (or a fixed camera): a point, not a track
+    for t in flight_tracks(det):
         props = {
-            "path": path,
-            "start": rows[0].captured_at,
-            "end": rows[-1].captured_at,
-            "frames": len(rows),
+            "path": t.path,
+            "start": t.frames[0].captured_at,
+            "end": t.frames[-1].captured_at,
+            "frames": len(t.frames),
         }
+        line = [_position(m) for m in t.frames]
         out.append(
             {"type": "Feature", "geometry": {"type": "LineString", "coordinates": line}, "properties": props}
         )
@@ -110,7 +94,7 @@ def write_geojson(det: Detections, out: Path, cfg: FieldDataConfig) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(collection, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
     unplaced = sum(
-        1 for m in det.media if not _has_position(m) and classify_media(m, cfg.rule).scientific_name
+        1 for m in det.media if not has_position(m) and classify_media(m, cfg.rule).scientific_name
     )
     if unplaced:
         log.warning("%d named detection(s) have no position and are not on the map", unplaced)
