@@ -184,3 +184,45 @@ def test_recording_time_from_the_container(clip720, fieldset, tmp_path):
     assert container_time(tmp_path / "missing.mp4") is None
     (tmp_path / "x.mp4").write_bytes(b"\x00\x00\x00\x08ftyp" + b"\xff" * 8)  # a box bigger than the file
     assert container_time(tmp_path / "x.mp4") is None
+
+
+_SAMPLE_INTO_DB = """
+import sqlite3, sys
+from lit_edge.device.video import ClipSampler, SampleConfig
+clip, db = sys.argv[1], sys.argv[2]
+conn = sqlite3.connect(db)
+conn.execute("CREATE TABLE IF NOT EXISTS media (path TEXT, frame_index INT, offset_s REAL, UNIQUE (path, frame_index))")
+done = [r[0] for r in conn.execute("SELECT frame_index FROM media WHERE path = ?", (clip,))]
+for f in ClipSampler(clip, SampleConfig(every_s=0.5)).frames(done=done):
+    conn.execute("INSERT INTO media VALUES (?, ?, ?)", (clip, f.index, f.offset_s))
+    conn.commit()
+    print(f.index, flush=True)
+"""
+
+
+@pytest.mark.slow
+def test_sigkill_mid_clip_then_resume_samples_every_frame_once(clip720, tmp_path):
+    """A real process sampling into real SQLite, killed mid-clip, then run again with what it had."""
+    import os
+    import signal
+    import sqlite3
+    import subprocess
+    import sys
+
+    db = tmp_path / "frames.db"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    cmd = [sys.executable, "-c", _SAMPLE_INTO_DB, str(clip720), str(db)]
+    child = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=env)
+    first = [int(child.stdout.readline()) for _ in range(4)]
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    assert child.returncode == -signal.SIGKILL
+    with sqlite3.connect(db) as conn:
+        killed_at = conn.execute("SELECT count(*) FROM media").fetchone()[0]
+    assert 4 <= killed_at < 10  # killed in the middle of the clip (10 frames at 0.5 s)
+    subprocess.run(cmd, check=True, env=env, capture_output=True)
+    conn = sqlite3.connect(db)
+    assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    rows = [r[0] for r in conn.execute("SELECT frame_index FROM media ORDER BY frame_index")]
+    whole = [f.index for f in ClipSampler(clip720, SampleConfig(every_s=0.5)).frames()]
+    assert rows == whole and set(first) <= set(rows)  # every sampled frame exactly once
