@@ -14,7 +14,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from fielddata_fixtures import BADGER, DEER, FOX, fill_db
+from fielddata_fixtures import DEER, FOX, _decided, fill_db
 from lit_edge.device.telemetry import find_telemetry, load_telemetry
 from lit_edge.device.video import ClipSampler, SampleConfig, probe
 from lit_edge.device.video.stamps import stamp
@@ -100,17 +100,6 @@ def srt_text(n: int, order: str, start: datetime) -> str:
     return "\n".join(out)
 
 
-def named(top, score):
-    """Database columns of a species decision (and its top-2) for ``fill_db``."""
-    return {
-        "top_label_id": top[0],
-        "top_name": top[1],
-        "top_rank": "species",
-        "top_score": score,
-        "predictions": [(*top, score), (*BADGER, round(1 - score, 3))],
-    }
-
-
 def flight_db(tmp_path: Path) -> tuple[Path, Path]:
     """A drone clip with its SRT, sampled and stamped for real; a photo with GPS; a blank; one unplaced."""
     clip = write_clip(tmp_path / "DJI_0007.MP4", frames=150, size=(320, 240))
@@ -134,7 +123,7 @@ def flight_db(tmp_path: Path) -> tuple[Path, Path]:
             {
                 **row,
                 **(
-                    named(DEER, 0.9)
+                    _decided(DEER, 0.9)
                     if f.index in (30, 90)
                     else {"top_name": "blank", "top_rank": "blank", "top_score": 0.8}
                 ),
@@ -146,11 +135,11 @@ def flight_db(tmp_path: Path) -> tuple[Path, Path]:
             "captured_at": "2024-05-17T07:00:00",
             "latitude": -20.2533,
             "longitude": 149.0251,
-            **named(FOX, 0.7),
+            **_decided(FOX, 0.7),
         }
     )
     rows.append(
-        {"path": str(tmp_path / "IMG_2.JPG"), "captured_at": "2024-05-17T07:01:00", **named(FOX, 0.8)}
+        {"path": str(tmp_path / "IMG_2.JPG"), "captured_at": "2024-05-17T07:01:00", **_decided(FOX, 0.8)}
     )
     db = tmp_path / "flight.db"
     fill_db(db, rows)

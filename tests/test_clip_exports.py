@@ -9,20 +9,10 @@ from datetime import datetime, timedelta
 import pytest
 
 from clip_factory import flight_db, write_clip
-from fielddata_fixtures import BADGER, CHROMIUM, DEER, cli, fill_db, make_field, parse, render
+from fielddata_fixtures import CHROMIUM, DEER, _decided, cli, fill_db, make_field, parse, render
 from lit_edge.device.video import ClipSampler, SampleConfig, probe
 from lit_edge.device.video.stamps import stamp
 from lit_edge.fielddata.validate import validate_package
-
-
-def _named(top, score):
-    return {
-        "top_label_id": top[0],
-        "top_name": top[1],
-        "top_rank": "species",
-        "top_score": score,
-        "predictions": [(*top, score), (*BADGER, round(1 - score, 3))],
-    }
 
 
 def _rows(path):
@@ -41,7 +31,7 @@ def test_camtrap_dp_clip_is_one_video_media_with_the_deers_time_range(tmp_path):
     for f in ClipSampler(clip, SampleConfig(), info=info).frames():  # frames 0, 30, 60, 90, 120
         s = stamp(info, f.offset_s)
         decided = (
-            _named(DEER, 0.8)
+            _decided(DEER, 0.8)
             if f.index in (30, 60, 90)
             else {"top_name": "blank", "top_rank": "blank", "top_score": 0.9}
         )
@@ -61,7 +51,7 @@ def test_camtrap_dp_clip_is_one_video_media_with_the_deers_time_range(tmp_path):
         "time_source": "container",
         "latitude": 51.1801,
         "longitude": 4.3501,
-        **_named(DEER, 0.8),
+        **_decided(DEER, 0.8),
     }
     fill_db(field["db"], [clip_row, *frame_rows])
 

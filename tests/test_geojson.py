@@ -6,8 +6,8 @@ import geojson
 import pytest
 from typer.testing import CliRunner
 
-from clip_factory import flight_db, named, track
-from fielddata_fixtures import FOX, fill_db
+from clip_factory import flight_db, track
+from fielddata_fixtures import FOX, _decided, fill_db
 from lit_edge.cli.app import app
 
 
@@ -49,7 +49,7 @@ def test_geojson_points_and_tracks_read_back(flight, tmp_path):
 
 def test_geojson_without_positions_is_an_empty_valid_collection(tmp_path):
     db = tmp_path / "x.db"
-    fill_db(db, [{"path": str(tmp_path / "a.jpg"), **named(FOX, 0.9)}])
+    fill_db(db, [{"path": str(tmp_path / "a.jpg"), **_decided(FOX, 0.9)}])
     out = tmp_path / "out"
     out.mkdir()
     result = CliRunner().invoke(app, ["db", "export", str(db), "--format", "geojson", "-o", str(out)])

@@ -209,43 +209,46 @@ def _tuple_order(bodies: list[str]) -> str:
     return "lon,lat"  # DJI's older tuple order
 
 
-def _position(body: str, order: str) -> tuple[float | None, float | None]:
-    lat = lon = None
+def _keyed(body: str) -> dict[str, float]:
+    """The ``[key: value]`` fields of an entry, lower-cased (``longtitude`` read as ``longitude``)."""
+    out = {}
     for key, value in _KEYED.findall(body):
         key = key.lower()
-        if key == "latitude":
-            lat = float(value)
-        elif key in ("longitude", "longtitude"):
-            lon = float(value)
-    if lat is None and lon is None and order in ("lon,lat", "lat,lon"):
-        for kind, inner in _TUPLE.findall(body):
-            parts = inner.split(",")
-            if kind != "GPS" or len(parts) < 2:
-                continue
-            a, b = _number(parts[0])[0], _number(parts[1])[0]
-            lon, lat = (a, b) if order == "lon,lat" else (b, a)
+        out["longitude" if key == "longtitude" else key] = float(value)
+    return out
+
+
+def _gps(body: str) -> list[str]:
+    """The comma-separated parts of the entry's ``GPS(...)`` tuple ([] when it has none)."""
+    for kind, inner in _TUPLE.findall(body):
+        if kind == "GPS":
+            return inner.split(",")
+    return []
+
+
+def _position(body: str, order: str) -> tuple[float | None, float | None]:
+    keyed = _keyed(body)
+    lat, lon = keyed.get("latitude"), keyed.get("longitude")
+    parts = _gps(body)
+    if lat is None and lon is None and order in ("lon,lat", "lat,lon") and len(parts) >= 2:
+        a, b = _number(parts[0])[0], _number(parts[1])[0]
+        lon, lat = (a, b) if order == "lon,lat" else (b, a)
     if lat is None or lon is None or not (-90 <= lat <= 90 and -180 <= lon <= 180) or (lat == 0 and lon == 0):
         return None, None  # no fix (DJI writes 0,0 or n/a before the GPS locks)
     return lat, lon
 
 
 def _altitudes(body: str, order: str) -> tuple[float | None, float | None]:
-    rel = absolute = None
-    for key, value in _KEYED.findall(body):
-        key = key.lower()
-        if key == "rel_alt":
-            rel = float(value)
-        elif key in ("abs_alt", "altitude"):
-            absolute = float(value)
+    keyed = _keyed(body)
+    rel = keyed.get("rel_alt")
+    absolute = keyed.get("abs_alt", keyed.get("altitude"))
     if rel is None:
         m = _BARO.search(body) or _HEIGHT.search(body)
         rel = float(m.group(1)) if m else None
-    if absolute is None and order == "lat,lon":  # Matrice 300: the third GPS value is metres
-        for kind, inner in _TUPLE.findall(body):
-            parts = inner.split(",")
-            if kind == "GPS" and len(parts) >= 3:
-                value, unit = _number(parts[2])
-                absolute = value if unit.upper() == "M" else None
+    parts = _gps(body)
+    if absolute is None and order == "lat,lon" and len(parts) >= 3:  # Matrice 300: GPS(lat,lon,altM)
+        value, unit = _number(parts[2])
+        absolute = value if unit.upper() == "M" else None
     return rel, absolute
 
 
