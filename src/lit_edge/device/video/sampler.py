@@ -264,7 +264,7 @@ class ClipSampler:
                     return best
                 if before >= 0:
                     self._gaps.append(key.offset_s - before)
-                    if len(self._gaps) >= 2 and _median(self._gaps) > 2 * spacing + tol:
+                    if _median(self._gaps) > 2 * spacing + tol:
                         # keyframes far sparser than the samples: the decoding reader reads
                         # every frame anyway, so stop demuxing the file twice
                         self._retire_keyframes()
