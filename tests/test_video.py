@@ -226,3 +226,18 @@ def test_sigkill_mid_clip_then_resume_samples_every_frame_once(clip720, tmp_path
     rows = [r[0] for r in conn.execute("SELECT frame_index FROM media ORDER BY frame_index")]
     whole = [f.index for f in ClipSampler(clip720, SampleConfig(every_s=0.5)).frames()]
     assert rows == whole and set(first) <= set(rows)  # every sampled frame exactly once
+
+
+def test_clip_and_telemetry_code_imports_no_torch():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "import lit_edge.device.video, lit_edge.device.video.decision, lit_edge.device.video.stamps\n"
+        "import lit_edge.device.telemetry, lit_edge.vote, lit_edge.timezones\n"
+        "import lit_edge.fielddata.geojson, lit_edge.fielddata.tracks\n"
+        "print('TORCH' if 'torch' in sys.modules else 'NO-TORCH')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.stdout.strip().splitlines()[-1] == "NO-TORCH", out.stderr[-2000:]
