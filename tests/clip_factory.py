@@ -112,12 +112,15 @@ def flight_db(tmp_path: Path) -> tuple[Path, Path]:
         s = stamp(info, f.offset_s, tele)
         row = {
             "path": str(clip),
+            "kind": "frame",
             "frame_index": f.index,
+            "offset_s": f.offset_s,
             "captured_at": s.captured_at,
             "time_source": s.time_source,
             "latitude": s.latitude,
             "longitude": s.longitude,
             "altitude": s.altitude,
+            "relative_altitude": s.relative_altitude,
         }
         rows.append(
             {

@@ -38,7 +38,9 @@ def test_camtrap_dp_clip_is_one_video_media_with_the_deers_time_range(tmp_path):
         frame_rows.append(
             {
                 "path": str(clip.resolve()),
+                "kind": "frame",
                 "frame_index": f.index,
+                "offset_s": f.offset_s,
                 "captured_at": s.captured_at,
                 "time_source": s.time_source,
                 **decided,
@@ -46,7 +48,9 @@ def test_camtrap_dp_clip_is_one_video_media_with_the_deers_time_range(tmp_path):
         )
     clip_row = {
         "path": str(clip.resolve()),
+        "kind": "clip",
         "frame_index": -1,
+        "duration_s": info.duration_s,
         "captured_at": start.isoformat(),
         "time_source": "container",
         "latitude": 51.1801,

@@ -39,6 +39,7 @@ def test_geojson_points_and_tracks_read_back(flight, tmp_path):
     for p, second in zip(deer, (1, 3), strict=True):
         lat, lon, h = track(second)
         assert p.geometry.coordinates == [round(lon, 4), round(lat, 4), round(h + 120, 2)]
+        assert p.properties["relativeAltitude"] == pytest.approx(h)
         assert p.properties["time"].startswith(f"2024-05-17T06:42:1{second}")
     (flight_line,) = lines
     assert flight_line.properties["path"] == str(clip) and flight_line.properties["frames"] == 5

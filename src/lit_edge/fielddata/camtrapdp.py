@@ -21,13 +21,15 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+from lit_edge.db import schema
+from lit_edge.db.reader import Detections, MediaRow, RunRow, parse_time
 from lit_edge.errors import UserError
 from lit_edge.fielddata.config import FieldDataConfig
 from lit_edge.fielddata.deployments import Deployment
-from lit_edge.fielddata.events import Classification, Sequenced, classify_event, classify_media, sequence
-from lit_edge.fielddata.records import Detections, MediaRecord, RunRecord, parse_time
+from lit_edge.fielddata.events import Sequenced, classify_event, sequence
 from lit_edge.fielddata.taxa import Taxonomy, load_taxonomy
 from lit_edge.fielddata.validate import CAMTRAP_DP_VERSION, PROFILE_URL, TABLE_SCHEMA_URLS, shipped_schema
+from lit_edge.outcomes import Classification, classify_media
 from lit_edge.timezones import localise
 
 log = logging.getLogger(__name__)
@@ -45,11 +47,11 @@ _MEDIATYPES |= {".avi": "video/x-msvideo", ".asf": "video/x-ms-asf", ".wmv": "vi
 _MEDIATYPES |= {".mts": "video/mp2t", ".m2ts": "video/mp2t"}
 
 
-def clip_frames(det: Detections) -> dict[str, list[MediaRecord]]:
-    """The sampled frames of each clip (a file's rows with a frame index), by the clip's path, in order."""
-    out: dict[str, list[MediaRecord]] = {}
+def clip_frames(det: Detections) -> dict[str, list[MediaRow]]:
+    """The sampled frames of each clip (``kind='frame'``), by the clip's path, in frame order."""
+    out: dict[str, list[MediaRow]] = {}
     for m in det.media:
-        if not m.is_photo and "://" not in m.path:
+        if m.kind == schema.FRAME:
             out.setdefault(m.path, []).append(m)
     for rows in out.values():
         rows.sort(key=lambda m: m.frame_index)
@@ -57,7 +59,7 @@ def clip_frames(det: Detections) -> dict[str, list[MediaRecord]]:
 
 
 def clip_span(
-    frames: list[MediaRecord], c: Classification, cfg: FieldDataConfig
+    frames: list[MediaRow], c: Classification, cfg: FieldDataConfig
 ) -> tuple[datetime | None, datetime | None]:
     """When, within a clip, its observation is seen: the times of the frames that show its taxon.
 
@@ -147,7 +149,7 @@ def _observation(
     }
 
 
-def _classified_at(run: RunRecord | None) -> str:
+def _classified_at(run: RunRow | None) -> str:
     when = parse_time(run.finished_at or run.started_at) if run else None
     if when is None:
         return ""
@@ -221,7 +223,7 @@ def _media_and_observations(
     root: Path,
     cfg: FieldDataConfig,
     machine: _Machine,
-    frames: dict[str, list[MediaRecord]] | None = None,
+    frames: dict[str, list[MediaRow]] | None = None,
 ) -> tuple[list[dict], list[dict], set[tuple[str, str]]]:
     """media.csv and observations.csv rows (media- and event-level), and the taxa named.
 
@@ -234,7 +236,7 @@ def _media_and_observations(
         dep = e.members[0].deployment
         per_media = []
         for p in e.members:
-            m: MediaRecord = p.media
+            m: MediaRow = p.media
             media_id = f"m{m.id}"
             suffix = Path(m.path).suffix.lower()
             media_rows.append(
@@ -343,7 +345,7 @@ def _descriptor(
 
 def write_camtrap_dp(det: Detections, out: Path, cfg: FieldDataConfig) -> Path:
     """Write the package into folder ``out``; returns the path of ``datapackage.json``."""
-    photos = list(det.photos)
+    photos = [m for m in det.media if m.kind in (schema.PHOTO, schema.CLIP)]  # a clip is one media
     timed = [m for m in photos if m.timestamp is not None]
     if len(timed) < len(photos):
         log.warning(

@@ -19,15 +19,15 @@ import json
 import logging
 from pathlib import Path
 
+from lit_edge.db.reader import Detections, MediaRow
 from lit_edge.fielddata.config import FieldDataConfig
-from lit_edge.fielddata.events import classify_media
-from lit_edge.fielddata.records import Detections, MediaRecord
 from lit_edge.fielddata.tracks import flight_tracks, has_position, is_clip_frame
+from lit_edge.outcomes import classify_media
 
 log = logging.getLogger(__name__)
 
 
-def _position(m: MediaRecord) -> list[float]:
+def _position(m: MediaRow) -> list[float]:
     """``[lon, lat]`` or ``[lon, lat, altitude]``: RFC 7946 order, longitude first."""
     pos = [round(float(m.longitude), 7), round(float(m.latitude), 7)]
     if m.altitude is not None:
@@ -53,6 +53,7 @@ def detection_features(det: Detections, cfg: FieldDataConfig) -> list[dict]:
             "score": round(c.probability, 4) if c.probability is not None else None,
             "time": m.captured_at,
             "altitude": m.altitude,
+            "relativeAltitude": m.relative_altitude,
             "file": m.path,
             "frameIndex": m.frame_index if is_clip_frame(m) else None,
             "mediaID": f"m{m.id}",

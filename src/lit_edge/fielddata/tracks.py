@@ -9,16 +9,17 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 
-from lit_edge.fielddata.records import Detections, MediaRecord
+from lit_edge.db import schema
+from lit_edge.db.reader import Detections, MediaRow
 
 
-def has_position(m: MediaRecord) -> bool:
+def has_position(m: MediaRow) -> bool:
     return m.latitude is not None and m.longitude is not None
 
 
-def is_clip_frame(m: MediaRecord) -> bool:
-    """A sampled clip frame: a file's row with a frame index (live frames have an address as path)."""
-    return m.frame_index is not None and m.frame_index >= 0 and "://" not in m.path
+def is_clip_frame(m: MediaRow) -> bool:
+    """A sampled frame of a clip (``kind='frame'``; live frames are ``live``)."""
+    return m.kind == schema.FRAME
 
 
 @dataclass(frozen=True)
@@ -26,7 +27,7 @@ class Track:
     """A clip's positioned frames, in frame order (at least two distinct positions)."""
 
     path: str
-    frames: tuple[MediaRecord, ...]
+    frames: tuple[MediaRow, ...]
 
     @property
     def points(self) -> list[tuple[float, float]]:
@@ -36,7 +37,7 @@ class Track:
 
 def flight_tracks(det: Detections) -> list[Track]:
     """Every clip whose frames moved: a drone flight (a hovering drone or fixed camera is no track)."""
-    by_clip: dict[str, list[MediaRecord]] = defaultdict(list)
+    by_clip: dict[str, list[MediaRow]] = defaultdict(list)
     for m in det.media:
         if is_clip_frame(m) and has_position(m):
             by_clip[m.path].append(m)
