@@ -61,3 +61,26 @@ def test_clips_of_nothing_named():
     person = clip_decision([_frame("human", "human", 0.9), _frame("blank", "blank", 0.9)])
     assert person.rank == "human"
     assert clip_decision([]) is None
+
+
+def test_a_resumed_clip_votes_with_the_frames_already_in_the_database(tmp_path):
+    from fielddata_fixtures import DEER as DEER_ROW
+    from fielddata_fixtures import _decided, fill_db
+    from lit_edge.db.reader import read_detections
+    from lit_edge.device.video.decision import decision_of
+
+    db = tmp_path / "clip.db"
+    rows = [
+        {"path": "/c/a.mp4", "kind": "frame", "frame_index": i, **_decided(DEER_ROW, 0.8)} for i in (0, 30)
+    ]
+    rows.append({"path": "/c/a.mp4", "kind": "frame", "frame_index": 60, "status": "failed", "error": "x"})
+    fill_db(db, rows)
+    stored = [decision_of(m) for m in read_detections(db).media]
+    assert stored[2] is None  # a failed frame has no decision
+    earlier = [d for d in stored if d is not None]
+    assert [(d.name, d.rank, d.label_id, d.score) for d in earlier] == [
+        ("Capreolus capreolus", "species", 2, 0.8)
+    ] * 2
+    now = _frame("Vulpes vulpes", "species", 0.9, ((FOX, 0.9),))
+    clip = clip_decision([*earlier, now])
+    assert clip.name == "Capreolus capreolus" and clip.score == pytest.approx(1.6 / 3)

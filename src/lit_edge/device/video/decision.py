@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from lit_edge.db.reader import MediaRow
 from lit_edge.device.classify import Decision, Prediction
 from lit_edge.outcomes import (
     ANIMAL,
@@ -55,3 +56,11 @@ def clip_decision(frames: Sequence[Decision]) -> Decision | None:
         return Decision(top, None, UNCERTAIN, UNCERTAIN, 0.0)
     label = next((d.label_id for d in frames if d.name == won.name and d.rank == won.rank), None)
     return Decision(top, label, won.name, won.rank or ANIMAL, won.probability or 0.0)
+
+
+def decision_of(row: MediaRow) -> Decision | None:
+    """A stored frame's decision, as the classifier gave it (for a clip resumed across runs)."""
+    if not row.ok or not row.top_name:
+        return None
+    top = tuple(Prediction(p.label_id, p.scientific_name, p.common_name, p.score) for p in row.predictions)
+    return Decision(top, row.top_label_id, row.top_name, row.top_rank or ANIMAL, row.top_score or 0.0)
