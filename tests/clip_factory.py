@@ -132,6 +132,19 @@ def flight_db(tmp_path: Path) -> tuple[Path, Path]:
                 ),
             }
         )
+    first = stamp(info, 0.0, tele)
+    rows.append(  # the clip's own row, as the pipeline writes it after its last frame
+        {
+            "path": str(clip),
+            "kind": "clip",
+            "duration_s": info.duration_s,
+            "captured_at": first.captured_at,
+            "time_source": first.time_source,
+            "latitude": first.latitude,
+            "longitude": first.longitude,
+            **_decided(DEER, 0.9),
+        }
+    )
     rows.append(
         {
             "path": str(tmp_path / "IMG_1.JPG"),

@@ -103,3 +103,5 @@ def test_report_draws_each_flight_with_its_detections_offline(tmp_path):
     page = parse(dom)
     assert console == [] and page.errors.strip() == "" and page.body.get("data-rendered") == "ok"
     assert "Flights (1)" in " ".join(page.text)
+    # the deer's thumbnails are its clip frames, decoded from the clip; the fox photo was never written
+    assert len(page.imgs) == 2 and all(src.startswith("data:image/jpeg;base64,/9j/") for src in page.imgs)

@@ -3,7 +3,7 @@
 For GIS (QGIS, ArcGIS, geojson.io) and anyone mapping where animals were seen:
 
 - one ``Point`` per named detection that has a position (a photo with EXIF GPS, or a sampled clip
-  frame placed by its drone telemetry), with ``scientificName``, ``commonName``, ``rank``,
+  frame placed by its drone telemetry; a clip's own row adds none, its frames are the detail), with ``scientificName``, ``commonName``, ``rank``,
   ``observationType``, ``score``, ``time``, ``altitude`` (above sea level) and the file;
 - one ``LineString`` per drone track: a clip whose sampled frames carry positions, in frame order,
   with the clip's ``path``, ``start``/``end`` and its ``frames``.
@@ -19,6 +19,7 @@ import json
 import logging
 from pathlib import Path
 
+from lit_edge.db import schema
 from lit_edge.db.reader import Detections, MediaRow
 from lit_edge.fielddata.config import FieldDataConfig
 from lit_edge.fielddata.tracks import flight_tracks, has_position, is_clip_frame
@@ -39,8 +40,8 @@ def detection_features(det: Detections, cfg: FieldDataConfig) -> list[dict]:
     """A ``Point`` feature per named, positioned detection, oldest row first."""
     out = []
     for m in det.media:
-        if not has_position(m):
-            continue
+        if not has_position(m) or m.kind == schema.CLIP:
+            continue  # a clip's detections are its frames
         c = classify_media(m, cfg.rule)
         if not c.scientific_name:
             continue
@@ -95,7 +96,9 @@ def write_geojson(det: Detections, out: Path, cfg: FieldDataConfig) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(collection, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
     unplaced = sum(
-        1 for m in det.media if not has_position(m) and classify_media(m, cfg.rule).scientific_name
+        1
+        for m in det.media
+        if m.kind != schema.CLIP and not has_position(m) and classify_media(m, cfg.rule).scientific_name
     )
     if unplaced:
         log.warning("%d named detection(s) have no position and are not on the map", unplaced)

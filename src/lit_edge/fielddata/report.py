@@ -19,6 +19,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from lit_edge import __version__
+from lit_edge.db import schema
 from lit_edge.db.reader import Detections, MediaRow
 from lit_edge.db.summary import Summary, summarise
 from lit_edge.fielddata.config import FieldDataConfig
@@ -70,13 +71,24 @@ def _e(x: object) -> str:
     return html.escape("" if x is None else str(x), quote=True)
 
 
-def thumbnail(path: str, px: int = THUMB_PX) -> str | None:
-    """A base64 JPEG thumbnail (longest side ``px``), or None when the photo cannot be read."""
+def thumbnail(path: str, px: int = THUMB_PX, frame_index: int | None = None) -> str | None:
+    """A base64 JPEG thumbnail (longest side ``px``), or None when the photo cannot be read.
+
+    With ``frame_index`` the picture is that frame of the clip at ``path`` (a seek: exact enough
+    for a thumbnail).
+    """
     import cv2
 
-    img = cv2.imread(path, cv2.IMREAD_REDUCED_COLOR_2)
-    if img is None:
-        img = cv2.imread(path, cv2.IMREAD_COLOR)
+    if frame_index is not None:
+        cap = cv2.VideoCapture(path, cv2.CAP_FFMPEG)
+        cap.set(cv2.CAP_PROP_POS_FRAMES, frame_index)
+        ok, img = cap.read()
+        cap.release()
+        img = img if ok else None
+    else:
+        img = cv2.imread(path, cv2.IMREAD_REDUCED_COLOR_2)
+        if img is None:
+            img = cv2.imread(path, cv2.IMREAD_COLOR)
     if img is None:
         return None
     h, w = img.shape[:2]
@@ -244,6 +256,8 @@ def _species_table(s: Summary) -> str:
 def _thumbs(det: Detections, cfg: FieldDataConfig, s: Summary) -> str:
     by_name: dict[str, list[tuple[float, MediaRow]]] = {}
     for m in det.media:
+        if m.kind == schema.CLIP:
+            continue  # its frames show it
         c = classify_media(m, cfg.rule)
         if c.scientific_name:
             by_name.setdefault(c.scientific_name, []).append((c.probability or 0.0, m))
@@ -252,8 +266,11 @@ def _thumbs(det: Detections, cfg: FieldDataConfig, s: Summary) -> str:
         items = sorted(by_name.get(sc.name, []), key=lambda t: (-t[0], t[1].id))[:THUMBS_PER_SPECIES]
         cells = []
         for score, m in items:
-            source = m.path if m.is_photo else m.saved_frame
-            b64 = thumbnail(source) if source else None
+            if m.kind == schema.FRAME and not m.saved_frame:
+                b64 = thumbnail(m.path, frame_index=m.frame_index)
+            else:
+                source = m.path if m.is_photo else m.saved_frame
+                b64 = thumbnail(source) if source else None
             img = (
                 f'<img src="data:image/jpeg;base64,{b64}" alt="{_e(m.name)}">'
                 if b64
