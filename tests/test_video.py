@@ -6,6 +6,7 @@ that a frame reported as index N really is frame N, whichever reader produced it
 
 from __future__ import annotations
 
+import os
 import shutil
 from datetime import datetime, timezone
 
@@ -107,6 +108,19 @@ def test_far_targets_between_keyframes_are_reached_by_verified_seeks(tmp_path):
     # each target no keyframe sits on is reached by one seek and one decoded frame, not by reading on
     decoded = sum(not f.keyframe for f in frames)
     assert decoded >= 2 and sampler.stats["seeks"] == decoded == sampler.stats["decode_grabs"]
+
+
+def test_keyframe_reader_keeps_other_ffmpeg_options(clip720, monkeypatch):
+    """``detect`` sets OPENCV_FFMPEG_CAPTURE_OPTIONS for RTSP; the keyframe reader adds to it."""
+    monkeypatch.setenv("OPENCV_FFMPEG_CAPTURE_OPTIONS", "rtsp_transport;tcp")
+    sampler = ClipSampler(clip720, SampleConfig(every_s=1.0))
+    frames = list(sampler.frames())
+    assert [read_index(f.rgb) for f in frames] == [f.index for f in frames] and all(
+        f.keyframe for f in frames
+    )
+    # a keyframe every 12 frames: 150 frames hold 13, and only those were decoded
+    assert sampler.stats["keyframe_grabs"] <= 13
+    assert os.environ["OPENCV_FFMPEG_CAPTURE_OPTIONS"] == "rtsp_transport;tcp"
 
 
 def test_resume_samples_only_what_is_missing(clip720):

@@ -65,8 +65,8 @@ def open_capture(path: Path | str, *, keyframes_only: bool = False, threads: int
     """
     params = [cv2.CAP_PROP_N_THREADS, threads] if threads > 0 else []
     options = os.environ.get(_OPTIONS_ENV)
-    if keyframes_only:
-        options = f"{options};avdiscard;nonkey" if options else "avdiscard;nonkey"
+    if keyframes_only:  # OpenCV parses "key;value|key;value"; keep the user's (or detect's) own
+        options = f"{options}|avdiscard;nonkey" if options else "avdiscard;nonkey"
     settings = {_OPTIONS_ENV: options, _LOGLEVEL_ENV: os.environ.get(_LOGLEVEL_ENV, _QUIET)}
     with _OPEN_LOCK:
         saved = {k: os.environ.get(k) for k in settings}
