@@ -1,10 +1,11 @@
 """A clip as a work item of the ordered pipeline: its sampled frames, then the clip's own row.
 
-``tag`` hands the pipeline one :func:`load_clip` per clip. The loader runs on a decode-pool thread:
-it probes the clip, reads its telemetry, samples the frames the database lacks and stamps each
-with its time and place; the pipeline classifies them in order, and the loader's ``close`` step
-(run on the calling thread after the clip's last frame) adds the clip's row, with the decision
-its frames vote for. So the database never holds a clip row before all of its frames (the db
+``tag`` hands the pipeline the items :func:`clip_loads` makes of a clip: it probes the clip, and
+each item's loader (on a decode-pool thread, in turn) takes the next chunk of the frames the
+database lacks from one sampler, stamps each with its time and place (telemetry read once), and
+prepares it; the pipeline classifies them in order, and the last item's ``close`` step (run on
+the calling thread after the clip's last frame) adds the clip's row, with the decision its
+frames vote for. So the database never holds a clip row before all of its frames (the db
 contract): a kill mid-clip leaves frame rows and no clip row, and the next run samples only the
 missing frames (``done``, read on the calling thread, because a loader cannot use the Store's
 connection) and lets every frame vote, this run's and the earlier runs' (``earlier``).
@@ -19,11 +20,15 @@ Nothing here imports torch; :class:`ClipStamper` is what ``detect`` uses for a v
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
+import math
 import os
-from collections.abc import Collection, Sequence
+import threading
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import timezone
+from functools import partial
 from pathlib import Path
 
 from lit_edge.db import schema
@@ -31,10 +36,20 @@ from lit_edge.db.reader import Reader
 from lit_edge.db.writer import MediaRecord
 from lit_edge.device.classify import Decision
 from lit_edge.device.config import ClipConfig
-from lit_edge.device.pipeline import Engine, Loaded, Sample
+from lit_edge.device.pipeline import Engine, Load, Loaded, Sample
 from lit_edge.device.telemetry import Telemetry, find_telemetry, load_telemetry
-from lit_edge.device.video import ClipError, ClipInfo, ClipSampler, SampleConfig, probe
+from lit_edge.device.video import (
+    ClipError,
+    ClipInfo,
+    ClipSampler,
+    SampleConfig,
+    SampledFrame,
+    plan,
+    probe,
+    remaining,
+)
 from lit_edge.device.video.decision import clip_decision, decision_of
+from lit_edge.device.video.sampler import tolerance_s
 from lit_edge.device.video.stamps import FrameStamp, stamp
 from lit_edge.errors import UserError
 from lit_edge.timezones import parse_offset
@@ -157,37 +172,100 @@ class ClipTally:
     telemetry_warnings: int = 0
 
 
-def load_clip(work: ClipWork, engine: Engine, cfg: ClipConfig, tally: ClipTally) -> Loaded:
-    """Sample, stamp and prepare one clip's missing frames; never raises (see the module docstring)."""
-    source = str(work.path)
-    try:
-        stamper = ClipStamper.open(work.path, cfg)
-    except ClipError as exc:
-        return Loaded([Sample(_failed(work, str(exc)))], close=_count_failed(tally))
-    except Exception as exc:  # an OpenCV surprise on a strange file: a reason, and the run goes on
-        reason = (
-            f"{type(exc).__name__}: {str(exc).strip().splitlines()[-1][:200] if str(exc).strip() else ''}"
-        )
-        return Loaded([Sample(_failed(work, reason))], close=_count_failed(tally))
-    sampler = ClipSampler(work.path, sample_config(cfg, engine.min_side), stamper.info)
-    samples = [
-        Sample(stamper.frame_record(work.key, source, f.index, f.offset_s), engine.prepare(f.rgb))
-        for f in sampler.frames(done=work.done)
-    ]
+#: Frames per work item: a long drone clip is several items, so that at most a few chunks of
+#: prepared frames wait in memory (the pipeline holds a bounded number of items ahead), not the
+#: whole flight, and its first frames are classified while the rest are still being sampled.
+CHUNK = 32
 
-    def close(records: list[MediaRecord]) -> list[MediaRecord]:
-        frames = [r for r in records if r.kind == schema.FRAME]
-        rec = stamper.clip_record(work.key, source, frames, work.earlier)
-        if sampler.failure:
-            rec.status, rec.error, rec.decision = schema.FAILED, sampler.failure, None
-            tally.failed += 1
-            log.warning("%s: %s; its %d frame(s) read are kept", work.path, sampler.failure, len(frames))
-        tally.clips += 1
-        tally.frames += len(frames)
-        tally.telemetry_warnings += stamper.warning is not None
+
+def clip_loads(
+    work: ClipWork, engine: Engine, cfg: ClipConfig, tally: ClipTally, chunk: int = CHUNK
+) -> list[Load | Loaded]:
+    """The work items of one clip, in order, for :meth:`Pipeline.put`; never raises.
+
+    Probes the clip here (on the calling thread: the number of items depends on its length); one
+    that cannot be opened is a single failed clip row.
+    """
+    try:
+        info = probe(work.path)
+    except ClipError as exc:
+        return [Loaded([Sample(_failed(work, str(exc)))], close=_count_failed(tally))]
+    except Exception as exc:  # an OpenCV surprise on a strange file: a reason, and the run goes on
+        return [Loaded([Sample(_failed(work, _reason(exc)))], close=_count_failed(tally))]
+    return _ClipReading(work, engine, cfg, tally, info).loads(chunk)
+
+
+class _ClipReading:
+    """One clip's sampling, shared by its items: each takes the next ``chunk`` frames in turn.
+
+    The decode pool starts items in the order they were put, so item ``i`` waits at most for item
+    ``i - 1``, which is already running: the turns cannot deadlock. The last item drains the
+    sampler and closes the clip with its own row.
+    """
+
+    def __init__(self, work: ClipWork, engine: Engine, cfg: ClipConfig, tally: ClipTally, info: ClipInfo):
+        self.work, self.engine, self.cfg, self.tally, self.info = work, engine, cfg, tally, info
+        self.sample_cfg = sample_config(cfg, engine.min_side)
+        self.source = str(work.path)
+        self.records: list[MediaRecord] = []  # this run's frames, decided by the time close runs
+        self.failure: str | None = None
+        self._turn = 0
+        self._cv = threading.Condition()
+        self._stamper: ClipStamper | None = None
+        self._sampler: ClipSampler | None = None
+        self._frames: Iterator[SampledFrame] = iter(())
+
+    def loads(self, chunk: int) -> list[Load]:
+        targets = remaining(plan(self.info, self.sample_cfg), self.work.done, self._tolerance_frames())
+        n = max(1, math.ceil(len(targets) / max(1, chunk)))
+        return [partial(self._load, i, chunk, i == n - 1) for i in range(n)]
+
+    def _tolerance_frames(self) -> float:
+        return tolerance_s(self.info, self.sample_cfg) * self.info.fps
+
+    def _load(self, turn: int, chunk: int, last: bool) -> Loaded:
+        with self._cv:
+            self._cv.wait_for(lambda: self._turn == turn)
+        try:
+            if turn == 0:
+                self._stamper = ClipStamper.open(self.work.path, self.cfg, self.info)
+                self._sampler = ClipSampler(self.work.path, self.sample_cfg, self.info)
+                self._frames = self._sampler.frames(done=self.work.done)
+            samples = []
+            for f in self._frames if last else itertools.islice(self._frames, chunk):
+                rec = self._stamper.frame_record(self.work.key, self.source, f.index, f.offset_s)
+                samples.append(Sample(rec, self.engine.prepare(f.rgb)))
+                self.records.append(rec)
+        except Exception as exc:  # never raise from a loader: the clip fails, its frames stay
+            self.failure = self.failure or _reason(exc)
+            self._frames = iter(())
+            samples = []
+        finally:
+            with self._cv:
+                self._turn += 1
+                self._cv.notify_all()
+        return Loaded(samples, close=self._close if last else None)
+
+    def _close(self, _records: list[MediaRecord]) -> list[MediaRecord]:
+        """The clip's row, after its last frame (this run's frames are all decided by now)."""
+        failure = self.failure or (self._sampler.failure if self._sampler else None)
+        if self._stamper is None:  # the first item failed before it read the telemetry
+            self._stamper = ClipStamper(self.info, None, None)
+        rec = self._stamper.clip_record(self.work.key, self.source, self.records, self.work.earlier)
+        if failure:
+            rec.status, rec.error, rec.decision = schema.FAILED, failure, None
+            self.tally.failed += 1
+            log.warning("%s: %s; its %d frame(s) read are kept", self.work.path, failure, len(self.records))
+        self.tally.clips += 1
+        self.tally.frames += len(self.records)
+        self.tally.telemetry_warnings += self._stamper.warning is not None
+        self.records = []
         return [rec]
 
-    return Loaded(samples, close=close)
+
+def _reason(exc: Exception) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[-1][:200]}" if text else type(exc).__name__
 
 
 def _failed(work: ClipWork, reason: str) -> MediaRecord:

@@ -35,8 +35,8 @@ from lit_edge.device.clipwork import (
     ClipTally,
     ClipWork,
     check_telemetry_option,
+    clip_loads,
     earlier_decisions,
-    load_clip,
     sample_config,
     utc_offset,
 )
@@ -193,7 +193,7 @@ def run_tag(
                     break
                 if key in done:
                     work = ClipWork(path, key, done[key], earlier.get(key, []))
-                    pipe.put(partial(load_clip, work, engine, config.clips, tally))
+                    pipe.put(*clip_loads(work, engine, config.clips, tally))
                 else:
                     pipe.put(partial(load_photo, path, key, engine))
         if stop.is_set():
