@@ -128,10 +128,10 @@ class ClipStamper:
         )
 
     def clip_record(
-        self, key: str, source: str, frames: Sequence[MediaRecord], earlier: Sequence[Decision] = ()
+        self, key: str, source: str, decisions: Sequence[Decision], placed: MediaRecord | None = None
     ) -> MediaRecord:
-        """The clip's own row: its start, its place (the first positioned frame's), its length,
-        and the decision all its frames vote for (this run's ``frames`` and ``earlier`` ones)."""
+        """The clip's own row: its start, its length, the decision all its frames' ``decisions``
+        vote for, and its place: ``placed``'s, the first frame with a position."""
         s = self(0.0)
         rec = MediaRecord(
             path=key,
@@ -144,11 +144,10 @@ class ClipStamper:
             file_size=self.info.file_size,
             duration_s=round(self.info.duration_s, 3),
         )
-        placed = next((f for f in frames if f.latitude is not None), None)
         if placed is not None:
             rec.latitude, rec.longitude = placed.latitude, placed.longitude
             rec.altitude, rec.relative_altitude = placed.altitude, placed.relative_altitude
-        rec.decision = clip_decision([*earlier, *(f.decision for f in frames if f.decision is not None)])
+        rec.decision = clip_decision(decisions)
         return rec
 
 
@@ -251,7 +250,9 @@ class _ClipReading:
         failure = self.failure or (self._sampler.failure if self._sampler else None)
         if self._stamper is None:  # the first item failed before it read the telemetry
             self._stamper = ClipStamper(self.info, None, None)
-        rec = self._stamper.clip_record(self.work.key, self.source, self.records, self.work.earlier)
+        decisions = [*self.work.earlier, *(r.decision for r in self.records if r.decision is not None)]
+        placed = next((r for r in self.records if r.latitude is not None), None)
+        rec = self._stamper.clip_record(self.work.key, self.source, decisions, placed)
         if failure:
             rec.status, rec.error, rec.decision = schema.FAILED, failure, None
             self.tally.failed += 1

@@ -206,6 +206,7 @@ class Frame:
     captured_at: str
     time_source: str  # clock (live) | video (position in the file, ISO 8601 duration)
     read_at: float  # time.perf_counter() when read, for latency
+    offset_s: float | None = None  # a video file's frame: its time from the file's start
 
 
 class FrameQueue:
@@ -285,6 +286,7 @@ class LiveSource:
         self.queue = FrameQueue(cfg.queue_size, drop_oldest=spec.live)
         self.first_index = first_index
         self.reconnects = 0
+        self.frames_read = 0  # frames read from the source (sampled or not), over reconnects
         self.ended = threading.Event()
         self.error: str | None = None
         self._stop = threading.Event()
@@ -342,6 +344,7 @@ class LiveSource:
                             break
                         got_any = True
                         n += 1
+                        self.frames_read = n
                         if (n - 1) % max(1, self.cfg.every):
                             continue
                         # a video is sampled on its own clock (CAP_PROP_POS_MSEC), a camera on ours
@@ -384,7 +387,7 @@ class LiveSource:
 
         rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
         if self.spec.live:
-            stamp, how = datetime.now(timezone.utc).isoformat(timespec="milliseconds"), "clock"
-        else:
-            stamp, how = f"PT{cap.get(cv2.CAP_PROP_POS_MSEC) / 1000.0:.3f}S", "video"
-        return Frame(self.first_index + idx, rgb, stamp, how, time.perf_counter())
+            now = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+            return Frame(self.first_index + idx, rgb, now, "clock", time.perf_counter())
+        offset = max(0.0, cap.get(cv2.CAP_PROP_POS_MSEC) / 1000.0)
+        return Frame(self.first_index + idx, rgb, f"PT{offset:.3f}S", "video", time.perf_counter(), offset)
