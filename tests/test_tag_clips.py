@@ -18,8 +18,10 @@ from typer.testing import CliRunner
 from bundle_factory import COLOURS, make_bundle, solid, write_jpeg
 from clip_factory import srt_text, track, write_clip
 from lit_edge.cli.app import app
+from lit_edge.db.reader import Reader
 from lit_edge.device.sources import list_files, parse_address
 from lit_edge.device.video import ClipSampler, SampleConfig, is_clip, probe
+from test_tag import _rows
 
 runner = CliRunner()
 
@@ -27,14 +29,6 @@ runner = CliRunner()
 @pytest.fixture(scope="module")
 def bundle(tmp_path_factory) -> Path:
     return make_bundle(tmp_path_factory.mktemp("bundle"))
-
-
-def _rows(db: Path, sql: str, args=()):
-    con = sqlite3.connect(db)
-    try:
-        return con.execute(sql, args).fetchall()
-    finally:
-        con.close()
 
 
 def _tag(bundle: Path, *args: str):
@@ -214,3 +208,16 @@ def test_sigkill_mid_clip_then_resume_gives_every_sampled_frame_once(tmp_path, b
     assert got == whole and len(whole) == 120  # every sampled frame exactly once
     assert _rows(db, "SELECT COUNT(*), status FROM media WHERE kind='clip'") == [(1, "done")]
     assert "tagged 0 photo(s) and 1 clip(s)" in final.stdout
+    # the clip's top-k are its frames' scores averaged over ALL its frames, the killed run's too
+    with Reader(db) as reader:
+        rows = list(reader.iter_media())
+    frames = [r for r in rows if r.kind == "frame"]
+    (clip_row,) = [r for r in rows if r.kind == "clip"]
+    assert len({r.run_id for r in frames}) == 2
+    mean: dict[int, float] = {}
+    for r in frames:
+        for p in r.predictions:
+            mean[p.label_id] = mean.get(p.label_id, 0.0) + p.score / len(frames)
+    assert clip_row.predictions and all(
+        p.score == pytest.approx(mean[p.label_id], rel=1e-5) for p in clip_row.predictions
+    )
