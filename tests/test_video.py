@@ -252,6 +252,7 @@ def test_clip_and_telemetry_code_imports_no_torch():
     code = (
         "import sys\n"
         "import lit_edge.device.video, lit_edge.device.video.decision, lit_edge.device.video.stamps\n"
+        "import lit_edge.device.video.loader\n"
         "import lit_edge.device.telemetry, lit_edge.vote, lit_edge.timezones\n"
         "import lit_edge.fielddata.geojson, lit_edge.fielddata.tracks\n"
         "print('TORCH' if 'torch' in sys.modules else 'NO-TORCH')\n"

@@ -12,7 +12,7 @@ runs too, planned for latency (:func:`lit_edge.device.plan.plan_detect`): by def
 worker with every core, a batch handed over only when a worker is free (until then frames wait
 in the source's queue, where a live camera drops the oldest), results logged in frame order.
 
-A video file is a clip (:mod:`lit_edge.device.clipwork`): its frames are ``frame`` rows of that
+A video file is a clip (:mod:`lit_edge.device.video.loader`): its frames are ``frame`` rows of that
 clip, each with its time from the clip's start (or its DJI telemetry, ``clip.SRT`` beside it or
 ``--telemetry``) and its place, and a file read to its end gets its clip row, with the decision
 its frames vote for. Cameras and streams write ``live`` rows.
@@ -34,11 +34,11 @@ from lit_edge.db.schema import INTERRUPTED, LIVE
 from lit_edge.db.summary import Summary, summarise
 from lit_edge.db.writer import MediaRecord, RunInfo, Store, StoreConfig
 from lit_edge.device.classify import Decision
-from lit_edge.device.clipwork import ClipStamper, check_telemetry_option, utc_offset
 from lit_edge.device.config import DetectConfig
 from lit_edge.device.pipeline import Engine, Loaded, Pipeline, Sample
 from lit_edge.device.plan import plan_detect
 from lit_edge.device.sources import Frame, LiveSource, SourceKind, capture_args, parse_address
+from lit_edge.device.video.loader import ClipStamper, check_telemetry_option, utc_offset
 from lit_edge.errors import UserError
 
 log = logging.getLogger(__name__)

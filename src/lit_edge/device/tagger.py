@@ -10,7 +10,7 @@ Resuming is by resolved path: what the database already holds as done (or failed
 ``failed`` media row with its reason, and the run goes on. A record reaches the store only once its
 photo is classified, so a kill at any moment loses at most work, never consistency.
 
-Each clip is a work item too (:mod:`lit_edge.device.clipwork`): its sampled frames become
+Each clip is a work item too (:mod:`lit_edge.device.video.loader`): its sampled frames become
 ``frame`` rows, then the clip's own row. A clip is skipped when its clip row is there; otherwise
 only the frames the database lacks (:meth:`Store.frames_done`) are sampled.
 """
@@ -31,7 +31,13 @@ from pathlib import Path
 from lit_edge.db.schema import INTERRUPTED
 from lit_edge.db.summary import Summary, summarise
 from lit_edge.db.writer import MediaRecord, RunInfo, Store, StoreConfig
-from lit_edge.device.clipwork import (
+from lit_edge.device.config import TagConfig
+from lit_edge.device.decode import DecodeError, decode_file
+from lit_edge.device.pipeline import Engine, Loaded, Pipeline, Sample
+from lit_edge.device.plan import plan_tag
+from lit_edge.device.sources import SourceKind, list_files, parse_address
+from lit_edge.device.video import is_clip
+from lit_edge.device.video.loader import (
     ClipTally,
     ClipWork,
     check_telemetry_option,
@@ -40,12 +46,6 @@ from lit_edge.device.clipwork import (
     sample_config,
     utc_offset,
 )
-from lit_edge.device.config import TagConfig
-from lit_edge.device.decode import DecodeError, decode_file
-from lit_edge.device.pipeline import Engine, Loaded, Pipeline, Sample
-from lit_edge.device.plan import plan_tag
-from lit_edge.device.sources import SourceKind, list_files, parse_address
-from lit_edge.device.video import is_clip
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +101,7 @@ def load_photo(path: Path, key: str, engine: Engine) -> Loaded:
         rec.status, rec.error = "failed", f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
         return Loaded([Sample(rec)])
     info = dec.info
+    rec.error = dec.warning  # a photo classified from part of itself says so (its status stays done)
     rec.width, rec.height = dec.width, dec.height
     rec.latitude, rec.longitude, rec.altitude = info.latitude, info.longitude, info.altitude
     if info.datetime_original:

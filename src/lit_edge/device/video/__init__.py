@@ -3,7 +3,9 @@
 ``clips``       suffixes, opening a capture, :func:`probe` (frame rate, length, recording time)
 ``containers``  the recording time from MP4/MOV, AVI, ASF and MKV headers, parsed here
 ``sampler``     :class:`ClipSampler`: one frame every N seconds or N frames, keyframes first
+``stamps``      a frame's time and place (clip start + offset, or DJI telemetry)
 ``decision``    one decision per clip from its frames' decisions
+``loader``      a clip as work items of the ordered pipeline (its frames, then the clip's row)
 
 Torch-free, like the rest of ``lit_edge.device``.
 """

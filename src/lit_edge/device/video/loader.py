@@ -1,4 +1,4 @@
-"""A clip as a work item of the ordered pipeline: its sampled frames, then the clip's own row.
+"""A clip as work items of the ordered pipeline: its sampled frames, then the clip's own row.
 
 ``tag`` hands the pipeline the items :func:`clip_loads` makes of a clip: it probes the clip, and
 each item's loader (on a decode-pool thread, in turn) takes the next chunk of the frames the
@@ -13,6 +13,12 @@ connection) and lets every frame vote, this run's and the earlier runs' (``earli
 A clip that cannot be opened is one failed clip row; one that breaks half way keeps the frames it
 gave and its row is failed with the sampler's reason. A broken or empty SRT is a warning on the
 clip (logged, and counted by ``tag``), never a stop.
+
+Why several items and not one: the pipeline holds an item's samples at the tower's input size
+(150 KB each at 224 px), and a fixed number of items ahead of the workers; a 10-minute drone clip
+at one frame a second as one item would be 90 MB waiting, per clip. In chunks of :data:`CHUNK`
+frames, memory stays bounded whatever the clip's length, and its first frames are classified
+while the rest are still being decoded.
 
 Nothing here imports torch; :class:`ClipStamper` is what ``detect`` uses for a video file's frames.
 """
