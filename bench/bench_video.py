@@ -12,12 +12,22 @@ test pattern, ``-preset veryfast``, yuv420p) at 720p and 1080p, 30 fps, with a k
 
 Every row produces the same thing: the sampled frames as RGB, downscaled so the shorter side is
 256 px (what the image tower needs; the model side is the pipeline's and not measured here).
+
+End to end (with a bundle: the starter, or ``--bundle``), each sampled frame also classified and
+written to SQLite, on the 1 s-keyframe clips:
+
+- ``naive+model``: the naive loop, each kept frame classified by the same engine and inserted
+  into SQLite (one transaction per clip): what a script around OpenCV and the model would do;
+- ``tag``: ``run_tag`` on a folder holding the clip (the pipeline: sampler on the decode pool,
+  batched inference workers, the store's writer thread), its sampled frames/s.
+
+The engine is opened (and warmed up) before the clock starts in both.
 Each measurement runs in its own process (spawn, FFmpeg warmed up on the clip first), so peak RSS
 is that method's alone; the methods
 alternate over ``--repeat`` rounds and the best time counts, so a load spike hits all of them.
 
     .venv/bin/python bench/bench_video.py               # 20 s clips, 3 rounds
-    .venv/bin/python bench/bench_video.py --seconds 8 --repeat 1
+    .venv/bin/python bench/bench_video.py --seconds 8 --repeat 1 [--bundle B | --no-model]
 
 The goal (issue 11): sampled frames/s >= 5x the naive loop at one frame a second.
 """
@@ -78,23 +88,84 @@ def _sampler(path: str, keyframes: bool) -> int:
     return n
 
 
-def _measure(method: str, path: str, out) -> None:
+def _engine(bundle: str):
+    from lit_edge.device.config import EngineConfig
+    from lit_edge.device.pipeline import Engine
+
+    return Engine(EngineConfig(bundle=Path(bundle)))  # its warm-up inference runs here
+
+
+def _naive_model(path: str, engine, db: Path) -> int:
+    """The naive loop, each kept frame classified and inserted into SQLite."""
+    import sqlite3
+
+    import cv2
+
+    from lit_edge.device.video.sampler import downscale
+
+    conn = sqlite3.connect(db)
+    conn.execute("CREATE TABLE media (path TEXT, frame_index INT, top_name TEXT, top_score REAL)")
+    cap = cv2.VideoCapture(path)
+    step = round(cap.get(cv2.CAP_PROP_FPS))
+    n = kept = 0
+    while True:
+        ok, bgr = cap.read()
+        if not ok:
+            break
+        if n % step == 0:
+            rgb = cv2.cvtColor(downscale(bgr, engine.min_side), cv2.COLOR_BGR2RGB)
+            (d,) = engine.classify_prepared([engine.prepare(rgb)])
+            conn.execute("INSERT INTO media VALUES (?, ?, ?, ?)", (path, n, d.name, d.score))
+            kept += 1
+        n += 1
+    cap.release()
+    conn.commit()
+    conn.close()
+    return kept
+
+
+def _tag(path: str, engine, work: Path) -> int:
+    """``run_tag`` on a folder holding the clip: its sampled frames."""
+    from lit_edge.device.config import ClipConfig, TagConfig
+    from lit_edge.device.tagger import run_tag
+
+    folder = work / "card"
+    folder.mkdir()
+    (folder / Path(path).name).symlink_to(path)
+    cfg = TagConfig(
+        source=str(folder), db=work / "tag.db", engine=engine.config, clips=ClipConfig(every_s=1.0)
+    )
+    result = run_tag(cfg, engine=engine)
+    assert result.clips.failed == 0 and result.clips.clips == 1
+    return result.clips.frames
+
+
+def _measure(method: str, path: str, bundle: str | None, out) -> None:
     import cv2
 
     cap = cv2.VideoCapture(path)  # warm up: load FFmpeg's codecs before the clock starts
     cap.read()
     cap.release()
-    t0 = time.perf_counter()
-    n = _naive(path) if method == "naive" else _sampler(path, keyframes=method == "sampler")
-    dt = time.perf_counter() - t0
+    engine = _engine(bundle) if method in ("naive+model", "tag") else None
+    with tempfile.TemporaryDirectory(prefix="bench-video-run-") as work:
+        t0 = time.perf_counter()
+        if method == "naive":
+            n = _naive(path)
+        elif method == "naive+model":
+            n = _naive_model(path, engine, Path(work) / "naive.db")
+        elif method == "tag":
+            n = _tag(path, engine, Path(work))
+        else:
+            n = _sampler(path, keyframes=method == "sampler")
+        dt = time.perf_counter() - t0
     out.send((n, dt, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024))
 
 
-def measure(method: str, path: Path) -> tuple[int, float, float]:
+def measure(method: str, path: Path, bundle: str | None = None) -> tuple[int, float, float]:
     """(frames, seconds, peak RSS MB) of ``method`` on ``path``, in a fresh process."""
     ctx = mp.get_context("spawn")
     recv, send = ctx.Pipe(duplex=False)
-    p = ctx.Process(target=_measure, args=(method, str(path), send))
+    p = ctx.Process(target=_measure, args=(method, str(path), bundle, send))
     p.start()
     result = recv.recv()
     p.join()
@@ -105,23 +176,39 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=20.0, help="clip length")
     ap.add_argument("--repeat", type=int, default=3, help="rounds; the best time counts")
+    ap.add_argument(
+        "--bundle", type=Path, default=None, help="bundle for the end-to-end rows (default: the starter)"
+    )
+    ap.add_argument("--no-model", action="store_true", help="leave out the end-to-end rows")
     args = ap.parse_args()
-    methods = ("naive", "sampler", "decode")
-    rows = []
+    bundle = None
+    if not args.no_model:
+        from lit_edge.paths import default_bundle_dir
+
+        where = args.bundle or default_bundle_dir()
+        if (where / "manifest.json").is_file() or where.suffix == ".tar":
+            bundle = str(where)
+        else:
+            print(f"no bundle at {where}: end-to-end rows left out (pass --bundle, or build the starter)")
+    rows, e2e = [], []
     with tempfile.TemporaryDirectory(prefix="bench-video-") as tmp:
         for size in ((1280, 720), (1920, 1080)):
             for gop in (30, 250):
                 clip = write_h264(Path(tmp) / f"{size[1]}p_g{gop}.mp4", size, args.seconds, gop)
                 best: dict[str, tuple[int, float, float]] = {}
+                methods = ["naive", "sampler", "decode"]
+                if bundle and gop == 30:
+                    methods += ["naive+model", "tag"]
                 for _ in range(args.repeat):
                     for m in methods:
-                        n, dt, rss = measure(m, clip)
+                        n, dt, rss = measure(m, clip, bundle)
                         if m not in best or dt < best[m][1]:
                             best[m] = (n, dt, max(rss, best.get(m, (0, 0, 0))[2]))
-                base = best["naive"][0] / best["naive"][1]
                 for m in methods:
                     n, dt, rss = best[m]
-                    rows.append((f"{size[1]}p", f"{gop / 30:.1f} s", m, n, n / dt, n / dt / base, rss))
+                    into, base = (e2e, "naive+model") if m in ("naive+model", "tag") else (rows, "naive")
+                    ratio = n / dt / (best[base][0] / best[base][1])
+                    into.append((f"{size[1]}p", f"{gop / 30:.1f} s", m, n, n / dt, ratio, rss))
     load = os.getloadavg()
     print(
         f"\nclip sampling at 1 frame/s, {args.seconds:g} s H.264 clips at 30 fps, frames to {MIN_SIDE} px RGB"
@@ -134,6 +221,14 @@ def main() -> None:
     )
     for clip, gop, m, n, fps, ratio, rss in rows:
         print(f"{clip:>5} {gop:>9} {m:>8} {n:>6} {fps:>9.1f} {ratio:>8.2f} {rss:>12.0f}")
+    if e2e:
+        print(f"\nend to end (classified and written to SQLite), bundle {bundle}\n")
+        print(
+            f"{'clip':>5} {'keyframes':>9} {'method':>11} {'frames':>6} {'frames/s':>9} "
+            f"{'x naive+model':>13} {'peak RSS MB':>12}"
+        )
+        for clip, gop, m, n, fps, ratio, rss in e2e:
+            print(f"{clip:>5} {gop:>9} {m:>11} {n:>6} {fps:>9.1f} {ratio:>13.2f} {rss:>12.0f}")
 
 
 if __name__ == "__main__":
