@@ -129,6 +129,8 @@ def test_detect_on_a_drone_clip_puts_its_telemetry_on_every_frame(tmp_path, bund
     # --telemetry names the SRT when it is not beside the clip; a missing one is a one-line error
     r = runner.invoke(app, [*args, "--telemetry", str(tmp_path / "nope.srt")])
     assert r.exit_code != 0 and "--telemetry" in r.output and "Traceback" not in r.output
+    r = runner.invoke(app, ["detect", "rtsp://127.0.0.1:9/x", "--telemetry", str(tmp_path / "DJI_0003.SRT")])
+    assert r.exit_code != 0 and "--telemetry is a video file's" in r.output
 
 
 def test_second_run_on_the_same_camera_continues_frame_numbers(tmp_path, bundle):

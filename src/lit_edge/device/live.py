@@ -72,6 +72,8 @@ def run_detect(
             f"{config.source} is photos, not a live source or video; use 'lit-edge tag {config.source}'"
         )
     capture_args(spec, config.capture)  # a CSI camera without GStreamer fails here, before any I/O
+    if config.clips.telemetry is not None and spec.kind is not SourceKind.VIDEO:
+        raise UserError(f"--telemetry is a video file's; {config.source} is a {spec.kind} source")
     stamper = _video_stamper(spec, config) if spec.kind is SourceKind.VIDEO else None
     display = _Display() if config.display else None
     if engine is None:
