@@ -104,7 +104,7 @@ class ClipStamper:
         srt = cfg.telemetry or find_telemetry(path)
         tele = load_telemetry(srt) if srt else None
         if tele is not None and tele.warning:
-            log.warning("%s: %s; the clip is tagged without it", path.name, tele.warning)
+            log.warning("%s: %s; its frames get no telemetry", path.name, tele.warning)
         return cls(info, tele, utc_offset(cfg))
 
     @property
