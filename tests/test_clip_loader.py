@@ -107,6 +107,7 @@ def test_a_resumed_clip_samples_only_its_missing_frames_and_votes_with_all(engin
         assert len(loads) == 3
         with Pipeline(engine, _plan(db, 1, 1), lambda s: store.put(s.record)) as pipe:
             pipe.put(loads[0])
+        store.flush()  # the writer thread commits what the pipeline handed it
         done = store.frames_done(str(clip))
     assert done == {0, 15}
     earlier = earlier_decisions(db, [str(clip)])[str(clip)]
