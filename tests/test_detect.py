@@ -53,11 +53,18 @@ def test_detect_video_file_logs_every_frame_and_ends(tmp_path, bundle):
     assert r.exit_code == 0, r.output
     rows = _rows(
         db,
-        "SELECT frame_index, top_name, top_rank, time_source, path, source FROM media ORDER BY frame_index",
+        "SELECT frame_index, top_name, top_rank, time_source, path, source, offset_s FROM media "
+        "WHERE kind = 'frame' ORDER BY frame_index",
     )
     assert [row[0] for row in rows] == list(range(30))
     assert [row[1] for row in rows] == ["Rubra rosea"] * 10 + ["Viridis silva"] * 10 + ["Caerulea mare"] * 10
-    assert {row[3] for row in rows} == {"video"} and rows[0][4] == str(video.resolve())
+    # a video file is a clip: its frames are timed from its start (no container time: the file's)
+    assert {row[3] for row in rows} == {"mtime"} and rows[0][4] == str(video.resolve())
+    assert [row[6] for row in rows] == pytest.approx([i / 10 for i in range(30)], abs=1e-3)
+    # read to its end, it gets its clip row, after its frames
+    assert _rows(db, "SELECT kind, status, frame_index, duration_s FROM media WHERE kind != 'frame'") == [
+        ("clip", "done", -1, 3.0)
+    ]
     assert "frame 12  species Viridis silva" in r.output
     assert "detect: 30 frame(s)" in r.output
     assert _rows(db, "SELECT command, status FROM runs") == [("detect", "finished")]
@@ -66,8 +73,13 @@ def test_detect_video_file_logs_every_frame_and_ends(tmp_path, bundle):
         app, ["detect", str(video), "--bundle", str(bundle), "--db", str(db), "--every", "2", "-q"]
     )
     assert r.exit_code == 0 and "species" not in r.output.split("detect:")[0]
-    assert _rows(db, "SELECT COUNT(*), MAX(run_id) FROM media WHERE frame_index % 2 = 0") == [(15, 2)]
-    assert _rows(db, "SELECT COUNT(*) FROM media") == [(30,)]
+    assert _rows(
+        db, "SELECT COUNT(*), MAX(run_id) FROM media WHERE frame_index >= 0 AND frame_index % 2 = 0"
+    ) == [(15, 2)]
+    assert _rows(db, "SELECT kind, COUNT(*) FROM media GROUP BY kind ORDER BY kind") == [
+        ("clip", 1),
+        ("frame", 30),
+    ]
 
 
 def test_stream_that_drops_is_reconnected_and_everything_seen_is_saved(tmp_path, bundle):
@@ -85,10 +97,40 @@ def test_stream_that_drops_is_reconnected_and_everything_seen_is_saved(tmp_path,
     assert result.reconnects >= 3 and result.source_error
     assert result.frames + result.dropped == cam.frames_sent == 30
     assert _rows(db, "SELECT COUNT(*), COUNT(DISTINCT frame_index) FROM media") == [(result.frames,) * 2]
-    assert _rows(db, "SELECT DISTINCT top_name, path, time_source FROM media") == [
-        ("Caerulea mare", cam.url, "clock")
+    assert _rows(db, "SELECT DISTINCT top_name, path, time_source, kind FROM media") == [
+        ("Caerulea mare", cam.url, "clock", "live")  # a camera's frames stay live: no clip row
     ]
     assert _rows(db, "SELECT status FROM runs") == [("finished",)]
+
+
+def test_detect_on_a_drone_clip_puts_its_telemetry_on_every_frame(tmp_path, bundle):
+    from datetime import datetime
+
+    from clip_factory import srt_text, track, write_clip
+
+    clip = write_clip(tmp_path / "DJI_0003.MP4", frames=90, fps=30.0, size=(320, 240))
+    (tmp_path / "DJI_0003.SRT").write_text(srt_text(3, "lon,lat", datetime(2024, 5, 17, 6, 42, 10)))
+    db = tmp_path / "drone.db"
+    args = ["detect", str(clip), "--bundle", str(bundle), "--db", str(db), "-q", "--fps", "1"]
+    r = runner.invoke(app, [*args, "--utc-offset", "-05:00"])
+    assert r.exit_code == 0, r.output
+    rows = _rows(
+        db,
+        "SELECT offset_s, latitude, longitude, relative_altitude, captured_at, time_source FROM media "
+        "WHERE kind = 'frame' ORDER BY frame_index",
+    )
+    assert [round(o) for o, *_ in rows] == [0, 1, 2]  # one frame a second, by the clip's own clock
+    for offset, lat, lon, rel, when, source in rows:
+        assert (lat, lon, rel) == pytest.approx(track(int(offset)), abs=1e-6)
+        assert when.startswith(f"2024-05-17T06:42:1{int(offset)}") and when.endswith("-05:00")
+        assert source == "telemetry"
+    (clip_row,) = _rows(db, "SELECT status, latitude, longitude FROM media WHERE kind = 'clip'")
+    assert clip_row == pytest.approx(("done", *track(0)[:2]))
+    # --telemetry names the SRT when it is not beside the clip; a missing one is a one-line error
+    r = runner.invoke(app, [*args, "--telemetry", str(tmp_path / "nope.srt")])
+    assert r.exit_code != 0 and "--telemetry" in r.output and "Traceback" not in r.output
+    r = runner.invoke(app, ["detect", "rtsp://127.0.0.1:9/x", "--telemetry", str(tmp_path / "DJI_0003.SRT")])
+    assert r.exit_code != 0 and "--telemetry is a video file's" in r.output
 
 
 def test_second_run_on_the_same_camera_continues_frame_numbers(tmp_path, bundle):
@@ -203,10 +245,15 @@ def test_config_file_gives_defaults_the_command_line_overrides(tmp_path, bundle)
     db = tmp_path / "d.db"
     r = runner.invoke(app, ["detect", str(video), "--config", str(cfg), "--db", str(db), "--top-k", "3"])
     assert r.exit_code == 0, r.output
-    assert [i for (i,) in _rows(db, "SELECT frame_index FROM media ORDER BY frame_index")] == [0, 3]
+    assert [
+        i for (i,) in _rows(db, "SELECT frame_index FROM media WHERE kind = 'frame' ORDER BY frame_index")
+    ] == [0, 3]
     settings = json.loads(_rows(db, "SELECT settings FROM runs")[0][0])
     assert settings["engine"]["classify"]["top_k"] == 3 and settings["batch_size"] == 1
-    assert _rows(db, "SELECT COUNT(*) FROM predictions") == [(2 * 3,)]
+    frame_predictions = (
+        "SELECT COUNT(*) FROM predictions WHERE media_id IN (SELECT id FROM media WHERE kind = 'frame')"
+    )
+    assert _rows(db, frame_predictions) == [(2 * 3,)]
     assert "species Viridis silva" not in r.output  # quiet, from the file
 
 
@@ -279,7 +326,7 @@ def test_the_shipped_example_config_is_valid(tmp_path, bundle):
          "--save-frames", str(tmp_path / "frames"), "--fps", "0", "--motion", "0"],
     )  # fmt: skip
     assert r.exit_code == 0, r.output
-    assert _rows(db, "SELECT COUNT(*) FROM media") == [(4,)]
+    assert _rows(db, "SELECT COUNT(*) FROM media WHERE kind = 'frame'") == [(4,)]
     assert "status-every" not in r.output and len(list((tmp_path / "frames").iterdir())) == 4
 
 
@@ -322,8 +369,13 @@ def test_video_that_breaks_midway_ends_cleanly_with_what_was_read(tmp_path, bund
     assert r.exit_code == 0, r.output
     n = int(r.output.split("detect: ")[1].split(" frame")[0])
     assert 0 < n < 40
-    assert _rows(db, "SELECT COUNT(*), MIN(frame_index), MAX(frame_index) FROM media") == [(n, 0, n - 1)]
-    assert _rows(db, "SELECT DISTINCT top_name FROM media") == [("Viridis silva",)]
+    assert _rows(
+        db, "SELECT COUNT(*), MIN(frame_index), MAX(frame_index) FROM media WHERE kind = 'frame'"
+    ) == [(n, 0, n - 1)]
+    assert _rows(db, "SELECT DISTINCT top_name FROM media WHERE kind = 'frame'") == [("Viridis silva",)]
+    # the clip's row says why it stopped, as tag's does; the frames read are kept
+    ((status, error),) = _rows(db, "SELECT status, error FROM media WHERE kind = 'clip'")
+    assert status == "failed" and error.startswith("video ends at") and "truncated or corrupt" in error
 
 
 def test_video_with_several_workers_logs_the_same_frames_in_order(tmp_path, bundle):
@@ -369,7 +421,8 @@ def test_video_with_several_workers_logs_the_same_frames_in_order(tmp_path, bund
             _rows(
                 db,
                 "SELECT m.frame_index, m.top_name, p.position, p.label_id, p.score FROM media m "
-                "JOIN predictions p ON p.media_id = m.id ORDER BY m.frame_index, p.position",
+                "JOIN predictions p ON p.media_id = m.id WHERE m.kind = 'frame' "
+                "ORDER BY m.frame_index, p.position",
             )
         )
         plans.append(json.loads(_rows(db, "SELECT settings FROM runs")[0][0])["plan"])
@@ -406,7 +459,7 @@ def test_each_frame_keeps_its_embedding_unless_asked_not_to(tmp_path, bundle):
         db = tmp_path / f"e{len(extra)}.db"
         r = runner.invoke(app, ["detect", str(video), "--bundle", str(bundle), "--db", str(db), "-q", *extra])
         assert r.exit_code == 0, r.output
-        assert _rows(db, "SELECT COUNT(*) FROM media") == [(6,)]
+        assert _rows(db, "SELECT COUNT(*) FROM media WHERE kind = 'frame'") == [(6,)]
         assert _rows(db, "SELECT COUNT(*), COUNT(DISTINCT media_id) FROM embeddings WHERE dim = 16") == [
             (expect, expect)
         ]

@@ -76,7 +76,9 @@ app.add_typer(db_cmd.app, name="db", help="Summarise and export detection databa
 app.command("detect", help="Classify frames from a live source and log detections to SQLite.")(
     detect_cmd.detect
 )
-app.command("tag", help="Tag a folder of photos offline, resumably, into SQLite.")(tag_cmd.tag)
+app.command("tag", help="Tag a folder of photos and video clips offline, resumably, into SQLite.")(
+    tag_cmd.tag
+)
 app.command(
     "demo", help="Build the starter bundle once and tag the example photos (the README's first command)."
 )(demo_cmd.demo)

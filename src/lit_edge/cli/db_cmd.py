@@ -23,6 +23,7 @@ class Format(str, Enum):
     megadetector = "megadetector"
     csv = "csv"
     xmp = "xmp"
+    geojson = "geojson"
 
 
 class XmpStyle(str, Enum):
@@ -81,7 +82,10 @@ def summary(db: Db) -> None:
     console.print(t)
 
 
-@app.command("export", help="Export to Camtrap DP, MegaDetector JSON (Timelapse), CSV, or XMP sidecars.")
+@app.command(
+    "export",
+    help="Export to Camtrap DP, MegaDetector JSON (Timelapse), CSV, XMP sidecars, or GeoJSON (maps).",
+)
 def export(
     db: Db,
     format: Annotated[Format, typer.Option("--format", "-f", help="Output format.")],
@@ -90,8 +94,8 @@ def export(
         typer.Option(
             "--out",
             "-o",
-            help="Output: a folder for camtrap-dp, a file for megadetector/csv; for xmp, a folder to "
-            "mirror sidecars into (default: beside each photo).",
+            help="Output: a folder for camtrap-dp, a file for megadetector/csv/geojson; for xmp, a "
+            "folder to mirror sidecars into (default: beside each photo).",
         ),
     ] = None,
     deployments: Annotated[
@@ -146,6 +150,10 @@ def export(
         from lit_edge.fielddata.csvout import write_csv
 
         typer.echo(f"wrote {write_csv(det, out, cfg)}")
+    elif format is Format.geojson:
+        from lit_edge.fielddata.geojson import write_geojson
+
+        typer.echo(f"wrote {write_geojson(det, out, cfg)}")
     else:
         from lit_edge.fielddata.xmp import write_xmp
 

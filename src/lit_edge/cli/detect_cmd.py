@@ -28,12 +28,14 @@ from lit_edge.cli.device_opts import (
     MarginOpt,
     PrecisionOpt,
     SpeciesOpt,
+    TelemetryOpt,
     ThreadsOpt,
     ThresholdOpt,
     TopKOpt,
+    UtcOffsetOpt,
     engine_config,
 )
-from lit_edge.device.config import CaptureConfig, DetectConfig
+from lit_edge.device.config import CaptureConfig, ClipConfig, DetectConfig
 from lit_edge.errors import UserError
 
 _DETECT = DetectConfig(source="")  # the defaults
@@ -142,6 +144,8 @@ def detect(
         ),
     ] = _DETECT.workers,
     embeddings: EmbeddingsOpt = _DETECT.embeddings,
+    telemetry: TelemetryOpt = _DETECT.clips.telemetry,
+    utc_offset: UtcOffsetOpt = _DETECT.clips.utc_offset,
     reconnect: Annotated[
         bool, typer.Option("--reconnect/--no-reconnect", help="Reopen a live source that drops.")
     ] = _CAPTURE.reconnect,
@@ -200,6 +204,7 @@ def detect(
             reconnect=reconnect,
             max_reconnects=max_reconnects,
         ),
+        clips=ClipConfig(telemetry=_path(telemetry), utc_offset=utc_offset),
         batch_size=batch_size,
         workers=workers,
         embeddings=embeddings,

@@ -86,6 +86,21 @@ EmbeddingsOpt = Annotated[
         help="Keep each image's embedding (float16, about 2 KB) in the database, for review and learn.",
     ),
 ]
+TelemetryOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--telemetry",
+        help="A drone clip's DJI .SRT (one clip). Default: CLIP.SRT beside each clip, any case.",
+    ),
+]
+UtcOffsetOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--utc-offset",
+        help="The drone's clock as a UTC offset (+02:00, -0500, Z): telemetry times are local. "
+        "Default: kept as the drone wrote them.",
+    ),
+]
 SpeciesOpt = Annotated[
     Path | None,
     typer.Option("--species", help="Restrict to these scientific names (a text file, one per line)."),

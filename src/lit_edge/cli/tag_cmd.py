@@ -1,4 +1,4 @@
-"""`lit-edge tag`: tag a folder of photos into SQLite, resumably.
+"""`lit-edge tag`: tag a folder of photos and video clips into SQLite, resumably.
 
 The database defaults to ``FOLDER/lit-edge.db``: results travel with the card or folder they
 describe, and re-running the same command resumes where the last run stopped.
@@ -20,25 +20,46 @@ from lit_edge.cli.device_opts import (
     MarginOpt,
     PrecisionOpt,
     SpeciesOpt,
+    TelemetryOpt,
     ThreadsOpt,
     ThresholdOpt,
     TopKOpt,
+    UtcOffsetOpt,
     engine_config,
 )
-from lit_edge.device.config import TagConfig
+from lit_edge.device.config import ClipConfig, TagConfig
 
 _TAG = TagConfig(source="", db=Path())  # the defaults
 
 
 def tag(
-    folder: Annotated[str, typer.Argument(help="A folder (recursive), an image file or a quoted glob.")],
+    folder: Annotated[
+        str,
+        typer.Argument(
+            help="A folder (recursive), a photo or clip file, or a quoted glob. "
+            "Clips: AVI, MP4, MOV, ASF, MTS, M4V, MKV (any case)."
+        ),
+    ],
     db: Annotated[
         Path | None,
         typer.Option("--db", help="SQLite database. Default: FOLDER/lit-edge.db (./lit-edge.db for a glob)."),
     ] = None,
     retry_failed: Annotated[
-        bool, typer.Option("--retry-failed", help="Also redo photos that failed in an earlier run.")
+        bool, typer.Option("--retry-failed", help="Also redo photos and clips that failed in an earlier run.")
     ] = _TAG.retry_failed,
+    video_every: Annotated[
+        float, typer.Option("--video-every", min=0.001, help="Sample one frame of a clip every SECONDS.")
+    ] = _TAG.clips.every_s,
+    video_frames: Annotated[
+        int,
+        typer.Option(
+            "--video-frames",
+            min=0,
+            help="Sample N frames per clip, evenly spread (instead of --video-every).",
+        ),
+    ] = _TAG.clips.n_frames,
+    telemetry: TelemetryOpt = _TAG.clips.telemetry,
+    utc_offset: UtcOffsetOpt = _TAG.clips.utc_offset,
     bundle: BundleOpt = ENGINE.bundle,
     backend: BackendOpt = ENGINE.backend.backend,
     precision: PrecisionOpt = ENGINE.backend.precision,
@@ -81,6 +102,9 @@ def tag(
             species=species,
             blank_threshold=blank_threshold,
         ),
+        clips=ClipConfig(
+            every_s=video_every, n_frames=video_frames, telemetry=telemetry, utc_offset=utc_offset
+        ),
         retry_failed=retry_failed,
         batch_size=batch_size,
         workers=workers,
@@ -88,12 +112,17 @@ def tag(
     )
     with GracefulStop() as stop, _progress(progress) as update:
         result = run_tag(config, progress=update, stop=stop)
-    s = result.summary
+    s, c = result.summary, result.clips
+    work = f"{result.photos} photo(s)"
+    if c.clips or c.frames:
+        work += f" and {c.clips} clip(s) ({c.frames} frame(s))"
     typer.echo(
-        f"tagged {result.processed} photo(s) in {result.seconds:.1f} s "
-        f"({result.processed / max(result.seconds, 1e-9):.0f}/s); {result.skipped} already done; "
-        f"{result.failed} failed; database {config.db}"
+        f"tagged {work} in {result.seconds:.1f} s "
+        f"({(result.photos + c.frames) / max(result.seconds, 1e-9):.0f} images/s); "
+        f"{result.skipped} already done; {result.failed} failed; database {config.db}"
     )
+    if c.telemetry_warnings:
+        typer.echo(f"{c.telemetry_warnings} clip(s) with broken or empty telemetry, tagged without it")
     for line in summary_lines(s):
         typer.echo(line)
     if result.interrupted:

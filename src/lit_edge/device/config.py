@@ -61,12 +61,27 @@ class CaptureConfig:
 
 
 @dataclass(frozen=True)
+class ClipConfig:
+    """How ``tag`` (and ``detect`` on a video file) samples clips and places their frames.
+
+    Telemetry is the DJI ``.SRT`` beside each clip (same stem, any case) unless ``telemetry``
+    names one file, which is then one clip's (a source of several clips is refused).
+    """
+
+    every_s: float = 1.0  # one frame every this many seconds (when n_frames is 0)
+    n_frames: int = 0  # > 0: this many frames per clip, evenly spread, instead of every_s
+    telemetry: Path | None = None  # one clip's SRT; None = clip.SRT beside each clip
+    utc_offset: str | None = None  # the drone's clock (telemetry times are local): +02:00, Z, ...
+
+
+@dataclass(frozen=True)
 class TagConfig:
     """Everything one ``lit-edge tag`` run needs."""
 
-    source: str  # folder, image file or glob
+    source: str  # folder, image or clip file, or glob
     db: Path
     engine: EngineConfig = field(default_factory=EngineConfig)
+    clips: ClipConfig = field(default_factory=ClipConfig)
     retry_failed: bool = False
     batch_size: int = 0  # photos per inference; 0 = planned for the backend
     workers: int = 0  # inference workers (batches run at once); 0 = planned for the backend
@@ -83,6 +98,7 @@ class DetectConfig:
     db: Path = Path("detections.db")
     engine: EngineConfig = field(default_factory=EngineConfig)
     capture: CaptureConfig = field(default_factory=CaptureConfig)
+    clips: ClipConfig = field(default_factory=ClipConfig)  # a video file's telemetry and clock
     batch_size: int = 2  # most frames per inference; a batch never waits to fill
     workers: int = 1  # inference workers (batches side by side); 1 = the lowest latency
     embeddings: bool = True  # keep each frame's image embedding (float16) for review and learn

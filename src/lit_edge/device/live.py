@@ -11,6 +11,11 @@ Each frame is a work item of the ordered pipeline (:mod:`lit_edge.device.pipelin
 runs too, planned for latency (:func:`lit_edge.device.plan.plan_detect`): by default one inference
 worker with every core, a batch handed over only when a worker is free (until then frames wait
 in the source's queue, where a live camera drops the oldest), results logged in frame order.
+
+A video file is a clip (:mod:`lit_edge.device.video.loader`): its frames are ``frame`` rows of that
+clip, each with its time from the clip's start (or its DJI telemetry, ``clip.SRT`` beside it or
+``--telemetry``) and its place, and a file read to its end gets its clip row, with the decision
+its frames vote for. Cameras and streams write ``live`` rows.
 """
 
 from __future__ import annotations
@@ -28,10 +33,12 @@ import numpy as np
 from lit_edge.db.schema import INTERRUPTED, LIVE
 from lit_edge.db.summary import Summary, summarise
 from lit_edge.db.writer import MediaRecord, RunInfo, Store, StoreConfig
+from lit_edge.device.classify import Decision
 from lit_edge.device.config import DetectConfig
 from lit_edge.device.pipeline import Engine, Loaded, Pipeline, Sample
 from lit_edge.device.plan import plan_detect
 from lit_edge.device.sources import Frame, LiveSource, SourceKind, capture_args, parse_address
+from lit_edge.device.video.loader import ClipStamper, check_telemetry_option, utc_offset
 from lit_edge.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -65,6 +72,9 @@ def run_detect(
             f"{config.source} is photos, not a live source or video; use 'lit-edge tag {config.source}'"
         )
     capture_args(spec, config.capture)  # a CSI camera without GStreamer fails here, before any I/O
+    if config.clips.telemetry is not None and spec.kind is not SourceKind.VIDEO:
+        raise UserError(f"--telemetry is a video file's; {config.source} is a {spec.kind} source")
+    stamper = _video_stamper(spec, config) if spec.kind is SourceKind.VIDEO else None
     display = _Display() if config.display else None
     if engine is None:
         engine = Engine(config.engine, lambda s: plan_detect(config, s).threads)
@@ -80,6 +90,8 @@ def run_detect(
     closed = threading.Event()  # the user closed the display window
     frames = detections = 0
     latencies: list[float] = []  # read -> logged, queue wait included
+    decisions: list[Decision] = []  # a video file's frames', for its clip row
+    placed: list[MediaRecord] = []  # its first frame with a position
     process_ms: list[float] = []  # taken from the queue -> logged (preprocess + inference)
     with Store(config.db, store_config) as store:
         # A live source continues its frame numbering over runs; a video re-run replaces its frames.
@@ -106,17 +118,20 @@ def run_detect(
         t0 = last_status = time.perf_counter()
 
         def load(f: Frame, taken: float) -> Loaded:
-            h, w = f.rgb.shape[:2]
-            rec = MediaRecord(
-                path=key,
-                frame_index=f.index,
-                kind=LIVE,  # a video file too, until clips get their own rows (kind clip/frame)
-                source=config.source,
-                captured_at=f.captured_at,
-                time_source=f.time_source,
-                width=w,
-                height=h,
-            )
+            if stamper is not None and f.offset_s is not None:  # a clip's frame, stamped as tag does
+                rec = stamper.frame_record(key, config.source, f.index, f.offset_s)
+            else:
+                h, w = f.rgb.shape[:2]
+                rec = MediaRecord(
+                    path=key,
+                    frame_index=f.index,
+                    kind=LIVE,
+                    source=config.source,
+                    captured_at=f.captured_at,
+                    time_source=f.time_source,
+                    width=w,
+                    height=h,
+                )
             return Loaded([Sample(rec, engine.prepare(f.rgb), (f, taken))])
 
         def sink(sample: Sample) -> None:
@@ -131,10 +146,16 @@ def run_detect(
                 rec.frame = f.rgb
             store.put(rec)
             frames += 1
+            if stamper is not None:
+                decisions.append(d)
+                if not placed and rec.latitude is not None:
+                    placed.append(rec)
             if d.named:  # a species or a rolled-up taxon; not an outcome such as uncertain or blank
                 detections += 1
                 if config.print_detections:
-                    echo(f"{f.captured_at}  frame {f.index}  {d.rank} {d.name}  {d.score:.2f}")
+                    echo(
+                        f"{rec.captured_at or f.captured_at}  frame {f.index}  {d.rank} {d.name}  {d.score:.2f}"
+                    )
             if display is not None and not display.show(f.rgb, d):
                 closed.set()  # 'q' or Esc
             if config.status_every_s and done - last_status >= config.status_every_s:
@@ -160,6 +181,13 @@ def run_detect(
                     pipe.put(*(partial(load, f, taken) for f in batch))
             if stop.is_set():
                 store.outcome = INTERRUPTED
+            elif stamper is not None and source.exhausted and source.error is None:
+                # the whole file was read: its clip row, after its last frame (as tag writes it)
+                clip = stamper.clip_record(key, config.source, decisions, placed[0] if placed else None)
+                short = _ended_early(stamper.info, source.frames_read)
+                if short:
+                    clip.status, clip.error, clip.decision = "failed", short, None
+                store.put(clip)
         finally:
             if display is not None:
                 display.close()
@@ -176,6 +204,33 @@ def run_detect(
         source_error=source.error,
         summary=summarise(config.db, run_id=run_id),
         workers=how.workers,
+    )
+
+
+def _video_stamper(spec, config: DetectConfig) -> ClipStamper | None:
+    """A video file's facts and telemetry; None (its frames then stay ``live`` rows, timed by their
+    position) for a file the clip reader cannot probe, such as a raw ``.h264`` stream."""
+    from lit_edge.device.video import ClipError
+
+    check_telemetry_option(config.clips, 1)
+    utc_offset(config.clips)  # a bad --utc-offset fails before any I/O
+    try:
+        return ClipStamper.open(Path(spec.target), config.clips)
+    except ClipError as exc:
+        log.warning(
+            "%s: %s; its frames are logged as live frames, timed from the file's start", spec.target, exc
+        )
+        return None
+
+
+def _ended_early(info, frames_read: int) -> str | None:
+    """Why a video file whose frames stop well before its stated end is a failed clip (as ``tag``
+    says it); None when it was read whole (containers often count a frame or two more)."""
+    if frames_read >= info.frame_count - max(2, info.fps / 2):
+        return None
+    return (
+        f"video ends at {frames_read / info.fps:.1f} s of {info.duration_s:.1f} s: truncated or corrupt "
+        f"({frames_read} of {info.frame_count} frames read)"
     )
 
 

@@ -29,13 +29,13 @@ import numpy as np
 
 from lit_edge.device.config import CaptureConfig
 from lit_edge.device.decode import IMAGE_SUFFIXES
+from lit_edge.device.video.clips import CLIP_SUFFIXES
 from lit_edge.errors import UserError
 
 log = logging.getLogger(__name__)
 
-VIDEO_SUFFIXES = frozenset(
-    {".mp4", ".avi", ".mkv", ".mov", ".m4v", ".webm", ".mjpeg", ".mjpg", ".ts", ".h264", ".h265"}
-)
+#: Files ``detect`` reads as a video: the clips ``tag`` samples, and raw or streamed formats.
+VIDEO_SUFFIXES = CLIP_SUFFIXES | frozenset({".webm", ".mjpeg", ".mjpg", ".ts", ".h264", ".h265"})
 _STREAM = re.compile(r"^(rtsp|rtsps|rtmp|http|https|udp|tcp)://", re.IGNORECASE)
 
 
@@ -120,25 +120,29 @@ def parse_address(address: str) -> SourceSpec:
     )
 
 
-def list_files(spec: SourceSpec) -> list[Path]:
-    """The photos of an image/folder/glob source, sorted; broken symlinks included (they are rows too)."""
-    if spec.kind is SourceKind.IMAGE:
+def list_files(spec: SourceSpec, *, clips: bool = False) -> list[Path]:
+    """The photos (and with ``clips`` the video clips) of a file/folder/glob source, sorted.
+
+    Broken symlinks are included (they are rows too); macOS ``._`` resource forks and folders whose
+    names look like files (``card 1.2``) are not. Tell clips from photos with
+    :func:`lit_edge.device.video.is_clip`.
+    """
+    wanted = IMAGE_SUFFIXES | CLIP_SUFFIXES if clips else IMAGE_SUFFIXES
+    if spec.kind is SourceKind.IMAGE or (
+        clips and spec.kind is SourceKind.VIDEO and Path(spec.target).suffix.lower() in wanted
+    ):
         return [Path(spec.target)]
     if spec.kind is SourceKind.FOLDER:
         out = []
         for root, dirs, files in os.walk(spec.target):
             dirs[:] = sorted(d for d in dirs if not d.startswith("."))
             out += [
-                Path(root, f)
-                for f in files
-                if Path(f).suffix.lower() in IMAGE_SUFFIXES and not f.startswith("._")
+                Path(root, f) for f in files if Path(f).suffix.lower() in wanted and not f.startswith("._")
             ]
         return sorted(out)
     if spec.kind is SourceKind.GLOB:
         hits = glob.glob(spec.target, recursive=True)
-        return sorted(
-            Path(h) for h in hits if Path(h).suffix.lower() in IMAGE_SUFFIXES and not os.path.isdir(h)
-        )
+        return sorted(Path(h) for h in hits if Path(h).suffix.lower() in wanted and not os.path.isdir(h))
     raise UserError(f"{spec.address} is a {spec.kind} source, not photos; use 'lit-edge detect' for it")
 
 
@@ -202,6 +206,7 @@ class Frame:
     captured_at: str
     time_source: str  # clock (live) | video (position in the file, ISO 8601 duration)
     read_at: float  # time.perf_counter() when read, for latency
+    offset_s: float | None = None  # a video file's frame: its time from the file's start
 
 
 class FrameQueue:
@@ -281,6 +286,7 @@ class LiveSource:
         self.queue = FrameQueue(cfg.queue_size, drop_oldest=spec.live)
         self.first_index = first_index
         self.reconnects = 0
+        self.frames_read = 0  # frames read from the source (sampled or not), over reconnects
         self.ended = threading.Event()
         self.error: str | None = None
         self._stop = threading.Event()
@@ -338,6 +344,7 @@ class LiveSource:
                             break
                         got_any = True
                         n += 1
+                        self.frames_read = n
                         if (n - 1) % max(1, self.cfg.every):
                             continue
                         # a video is sampled on its own clock (CAP_PROP_POS_MSEC), a camera on ours
@@ -380,7 +387,7 @@ class LiveSource:
 
         rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
         if self.spec.live:
-            stamp, how = datetime.now(timezone.utc).isoformat(timespec="milliseconds"), "clock"
-        else:
-            stamp, how = f"PT{cap.get(cv2.CAP_PROP_POS_MSEC) / 1000.0:.3f}S", "video"
-        return Frame(self.first_index + idx, rgb, stamp, how, time.perf_counter())
+            now = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+            return Frame(self.first_index + idx, rgb, now, "clock", time.perf_counter())
+        offset = max(0.0, cap.get(cv2.CAP_PROP_POS_MSEC) / 1000.0)
+        return Frame(self.first_index + idx, rgb, f"PT{offset:.3f}S", "video", time.perf_counter(), offset)

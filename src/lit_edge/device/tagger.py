@@ -1,4 +1,4 @@
-"""``lit-edge tag``: classify every photo of a folder (or glob, or file) exactly once into SQLite.
+"""``lit-edge tag``: classify every photo and clip of a folder (or glob, or file) exactly once into SQLite.
 
 Each photo is a work item of the ordered pipeline (:mod:`lit_edge.device.pipeline`): a decode
 pool reads and resizes photos (OpenCV), inference workers run the model on batches (ONNX Runtime
@@ -9,6 +9,10 @@ Resuming is by resolved path: what the database already holds as done (or failed
 ``retry_failed``) is skipped before any decoding. A photo that cannot be read or decoded becomes a
 ``failed`` media row with its reason, and the run goes on. A record reaches the store only once its
 photo is classified, so a kill at any moment loses at most work, never consistency.
+
+Each clip is a work item too (:mod:`lit_edge.device.video.loader`): its sampled frames become
+``frame`` rows, then the clip's own row. A clip is skipped when its clip row is there; otherwise
+only the frames the database lacks (:meth:`Store.frames_done`) are sampled.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from functools import partial
 from pathlib import Path
@@ -32,6 +36,16 @@ from lit_edge.device.decode import DecodeError, decode_file
 from lit_edge.device.pipeline import Engine, Loaded, Pipeline, Sample
 from lit_edge.device.plan import plan_tag
 from lit_edge.device.sources import SourceKind, list_files, parse_address
+from lit_edge.device.video import is_clip
+from lit_edge.device.video.loader import (
+    ClipTally,
+    ClipWork,
+    check_telemetry_option,
+    clip_loads,
+    earlier_decisions,
+    sample_config,
+    utc_offset,
+)
 
 log = logging.getLogger(__name__)
 
@@ -39,14 +53,20 @@ log = logging.getLogger(__name__)
 @dataclass
 class TagResult:
     run_id: int
-    total: int  # photos found
+    total: int  # photos and clips found
     skipped: int  # already in the database
-    processed: int  # classified or failed in this run
-    failed: int
+    processed: int  # photos and clips classified or failed in this run
+    failed: int  # photos and clips
     seconds: float
     first_prediction_s: float | None
     interrupted: bool
     summary: Summary
+    clips: ClipTally = field(default_factory=ClipTally)  # this run's clips, their frames, warnings
+
+    @property
+    def photos(self) -> int:
+        """Photos classified or failed in this run."""
+        return self.processed - self.clips.clips
 
 
 def default_db(source: str) -> Path:
@@ -99,19 +119,27 @@ def run_tag(
     progress: Callable[[int, int], None] | None = None,
     stop: threading.Event | None = None,
 ) -> TagResult:
-    """Tag ``config.source`` into ``config.db``. ``progress(done, total)`` is called as work finishes."""
+    """Tag ``config.source`` into ``config.db``. ``progress(done, total)`` is called as files
+    (photos and clips) finish."""
     t0 = time.perf_counter()
     spec = parse_address(config.source)
+    sample_config(config.clips, 0)  # bad sampling options fail before the model is opened
+    utc_offset(config.clips)
     if engine is None:  # open the model while the folder is walked: both take a while on a big card
         with ThreadPoolExecutor(1, thread_name_prefix="lit-edge-engine") as ex:
             pending = ex.submit(Engine, config.engine, lambda s: plan_tag(config, s).threads)
-            files = list_files(spec)
+            files = list_files(spec, clips=True)
+            n_clips = sum(map(is_clip, files))
+            check_telemetry_option(config.clips, n_clips)
             engine = pending.result()
     else:
-        files = list_files(spec)
+        files = list_files(spec, clips=True)
+        n_clips = sum(map(is_clip, files))
+        check_telemetry_option(config.clips, n_clips)
     how = plan_tag(config, engine.backend.spec)  # for the backend that really opened
     stop = stop or threading.Event()
     counts = {"processed": 0, "failed": 0}
+    tally = ClipTally()
     first: list[float] = []
     with Store(config.db, StoreConfig(batch=config.commit_every)) as store:
         skip = store.done_paths(config.retry_failed)
@@ -119,6 +147,10 @@ def run_tag(
         # a folder listed twice through a symlinked sub-folder is still one photo per resolved path
         seen: set[str] = set()
         todo = [(p, k) for p, k in todo if not (k in seen or seen.add(k))]
+        # a clip killed mid-way: sample only the frames it lacks, and let the stored ones vote too
+        # (read here: the loaders run on pool threads and cannot use the store's connection)
+        done = {k: store.frames_done(k, config.retry_failed) for p, k in todo if is_clip(p)}
+        earlier = earlier_decisions(config.db, [k for k, d in done.items() if d])
         run_id = store.start_run(
             RunInfo(
                 command="tag",
@@ -130,9 +162,10 @@ def run_tag(
             )
         )
         log.info(
-            "run %d: %d photos, %d already in %s, %d to do; %d worker(s) x %d thread(s), batch %d",
+            "run %d: %d photos, %d clips, %d already in %s, %d to do; %d worker(s) x %d thread(s), batch %d",
             run_id,
-            len(files),
+            len(files) - n_clips,
+            n_clips,
             len(files) - len(todo),
             config.db,
             len(todo),
@@ -144,12 +177,14 @@ def run_tag(
             progress(0, len(todo))
 
         def sink(sample: Sample) -> None:
-            store.put(sample.record)
-            counts["processed"] += 1
-            if sample.record.status == "failed":
-                counts["failed"] += 1
-            elif not first:
+            rec = sample.record
+            store.put(rec)
+            if rec.status == "done" and not first:
                 first.append(time.perf_counter() - t0)
+            if rec.frame_index >= 0:  # a clip's frame: the clip's own row counts it
+                return
+            counts["processed"] += 1
+            counts["failed"] += rec.status == "failed"
             if progress:
                 progress(counts["processed"], len(todo))
 
@@ -157,7 +192,11 @@ def run_tag(
             for path, key in todo:
                 if stop.is_set():
                     break
-                pipe.put(partial(load_photo, path, key, engine))
+                if key in done:
+                    work = ClipWork(path, key, done[key], earlier.get(key, []))
+                    pipe.put(*clip_loads(work, engine, config.clips, tally))
+                else:
+                    pipe.put(partial(load_photo, path, key, engine))
         if stop.is_set():
             store.outcome = INTERRUPTED
     return TagResult(
@@ -170,4 +209,5 @@ def run_tag(
         first_prediction_s=first[0] if first else None,
         interrupted=store.outcome == INTERRUPTED,
         summary=summarise(config.db),
+        clips=tally,
     )

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+from lit_edge.db import schema
 from lit_edge.db.reader import Annotation, Detections, MediaRow, RunRow, parse_time
 from lit_edge.errors import UserError
 from lit_edge.fielddata.config import FieldDataConfig
@@ -32,11 +33,50 @@ from lit_edge.fielddata.events import Sequenced, classify_event, sequence
 from lit_edge.fielddata.taxa import Taxonomy, load_taxonomy
 from lit_edge.fielddata.validate import CAMTRAP_DP_VERSION, PROFILE_URL, TABLE_SCHEMA_URLS, shipped_schema
 from lit_edge.outcomes import Classification, classify_annotation, classify_media
+from lit_edge.timezones import localise
 
 log = logging.getLogger(__name__)
 
 _MEDIATYPES = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png", ".tif": "image/tiff"}
 _MEDIATYPES |= {".tiff": "image/tiff", ".webp": "image/webp", ".bmp": "image/bmp", ".heic": "image/heic"}
+# clips are media of their own (Camtrap DP's fileMediatype is any image/, video/ or audio/ type)
+_MEDIATYPES |= {
+    ".mp4": "video/mp4",
+    ".m4v": "video/x-m4v",
+    ".mov": "video/quicktime",
+    ".mkv": "video/x-matroska",
+}
+_MEDIATYPES |= {".avi": "video/x-msvideo", ".asf": "video/x-ms-asf", ".wmv": "video/x-ms-wmv"}
+_MEDIATYPES |= {".mts": "video/mp2t", ".m2ts": "video/mp2t"}
+
+
+def clip_frames(det: Detections) -> dict[str, list[MediaRow]]:
+    """The sampled frames of each clip (``kind='frame'``), by the clip's path, in frame order."""
+    out: dict[str, list[MediaRow]] = {}
+    for m in det.media:
+        if m.kind == schema.FRAME:
+            out.setdefault(m.path, []).append(m)
+    for rows in out.values():
+        rows.sort(key=lambda m: m.frame_index)
+    return out
+
+
+def clip_span(
+    frames: list[MediaRow], c: Classification, cfg: FieldDataConfig
+) -> tuple[datetime | None, datetime | None]:
+    """When, within a clip, its observation is seen: the times of the frames that show its taxon.
+
+    A clip decided ``Capreolus capreolus`` is observed from the first to the last frame decided
+    so; a clip with no named taxon spans all its frames. Naive frame times are the camera's clock,
+    like the clip's own timestamp.
+    """
+    shown = [
+        f
+        for f in frames
+        if c.scientific_name and classify_media(f, cfg.rule).scientific_name == c.scientific_name
+    ]
+    times = [f.timestamp for f in (shown or frames) if f.timestamp is not None]
+    return (min(times), max(times)) if times else (None, None)
 
 
 def _fields(table: str) -> list[str]:
@@ -192,14 +232,21 @@ def _deployment_rows(seq: Sequenced) -> tuple[list[Deployment], list[dict], list
 
 
 def _media_and_observations(
-    seq: Sequenced, root: Path, cfg: FieldDataConfig, machine: _Machine, people: dict[int, Annotation]
+    seq: Sequenced,
+    root: Path,
+    cfg: FieldDataConfig,
+    machine: _Machine,
+    people: dict[int, Annotation],
+    frames: dict[str, list[MediaRow]] | None = None,
 ) -> tuple[list[dict], list[dict], set[tuple[str, str]]]:
     """media.csv and observations.csv rows (media- and event-level), and the taxa named.
 
     Every photo and event has the machine's observation (``-o1``); a photo people verified also
     has theirs (``-o2``, ``classificationMethod`` human, ``classifiedBy`` the reviewer), and so does
-    an event with a verified photo (their words aggregated like the machine's).
+    an event with a verified photo (their words aggregated like the machine's). A clip is one media
+    row; its media-level observations span the frames that show what they name.
     """
+    frames = frames or {}
     media_rows, obs_rows = [], []
     taxa: set[tuple[str, str]] = set()
     for e in seq.events:
@@ -231,14 +278,20 @@ def _media_and_observations(
             for c, who, suffix_id in words:
                 if c.scientific_name:
                     taxa.add((c.scientific_name, c.rank or "species"))
+                start = end = p.when
+                if frames.get(m.path):
+                    first, last = clip_span(frames[m.path], c, cfg)
+                    tz = p.when.tzinfo if p.when is not None else None
+                    start = localise(first, tz) if first and tz else start
+                    end = localise(last, tz) if last and tz else end
                 obs_rows.append(
                     _observation(
                         obs_id=f"{media_id}-{suffix_id}",
                         dep_id=dep.id,
                         media_id=media_id,
                         event_id=e.id,
-                        start=p.when,
-                        end=p.when,
+                        start=start,
+                        end=end,
                         level="media",
                         c=c,
                         machine=who,
@@ -318,7 +371,7 @@ def _descriptor(
 
 def write_camtrap_dp(det: Detections, out: Path, cfg: FieldDataConfig) -> Path:
     """Write the package into folder ``out``; returns the path of ``datapackage.json``."""
-    photos = list(det.photos)
+    photos = [m for m in det.media if m.kind in (schema.PHOTO, schema.CLIP)]  # a clip is one media
     timed = [m for m in photos if m.timestamp is not None]
     if len(timed) < len(photos):
         log.warning(
@@ -331,7 +384,7 @@ def write_camtrap_dp(det: Detections, out: Path, cfg: FieldDataConfig) -> Path:
     machine = _Machine(by=run.classifier if run else "lit-edge", at=_classified_at(run))
     deps, dep_rows, spans = _deployment_rows(seq)
     media_rows, obs_rows, taxa = _media_and_observations(
-        seq, common_root([m.path for m in timed]), cfg, machine, det.annotations
+        seq, common_root([m.path for m in timed]), cfg, machine, det.annotations, clip_frames(det)
     )
 
     out = Path(out)

@@ -20,11 +20,12 @@ import os
 import re
 import statistics
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from pathlib import Path
 
 from lit_edge.db.reader import MediaRow, parse_time
 from lit_edge.errors import UserError
+from lit_edge.timezones import localise, parse_offset
 
 _ALIASES = {
     "id": ("deploymentid", "deployment_id", "id", "deployment"),
@@ -38,7 +39,6 @@ _ALIASES = {
     "utc_offset": ("utc_offset", "utcoffset", "timezone", "tz"),
     "location": ("locationname", "location", "location_name"),
 }
-_OFFSET = re.compile(r"^(Z|[+-]\d{2}:?\d{2})$")
 
 
 @dataclass(frozen=True)
@@ -63,25 +63,6 @@ class Deployment:
         if self.start is not None and when < self.start:
             return False
         return not (self.end is not None and when > self.end)
-
-
-def parse_offset(text: str, where: str) -> timezone:
-    """``+02:00`` / ``-0500`` / ``Z`` -> a fixed timezone."""
-    text = text.strip()
-    if not _OFFSET.match(text):
-        raise UserError(f"{where}: UTC offset {text!r} is not like +02:00 or Z; fix it")
-    if text == "Z":
-        return timezone.utc
-    sign = -1 if text[0] == "-" else 1
-    digits = text[1:].replace(":", "")
-    return timezone(sign * timedelta(hours=int(digits[:2]), minutes=int(digits[2:])))
-
-
-def localise(when: datetime | None, tz: timezone) -> datetime | None:
-    """Give a naive (camera-clock) time the deployment's offset; keep an aware one as it is."""
-    if when is None or when.tzinfo is not None:
-        return when
-    return when.replace(tzinfo=tz)
 
 
 def _pick(row: dict, key: str) -> str:

@@ -15,40 +15,14 @@ from datetime import datetime
 from lit_edge.db.reader import MediaRow
 from lit_edge.fielddata.config import FieldDataConfig
 from lit_edge.fielddata.deployments import Deployment, Placed, assign, load_deployments, per_folder
-from lit_edge.outcomes import OBS_ANIMAL as ANIMAL
-from lit_edge.outcomes import OBS_BLANK as BLANK
-from lit_edge.outcomes import OBS_HUMAN as HUMAN
-from lit_edge.outcomes import OBS_UNCLASSIFIED as UNCLASSIFIED
-from lit_edge.outcomes import OBS_UNKNOWN as UNKNOWN
-from lit_edge.outcomes import OBS_VEHICLE as VEHICLE
 from lit_edge.outcomes import Classification
+from lit_edge.vote import Ballot, tally
 
 
 def classify_event(items: list[Classification]) -> Classification:
-    """Aggregate an event's photo observations into one event observation.
-
-    Named photos (animal, then human, then vehicle) vote for their taxon with their probability;
-    the event takes the taxon with the most weight, and its probability is that weight divided by
-    the number of named photos (so a burst that agrees keeps its confidence, a split one loses it).
-    With no named photo: ``unknown`` if any photo was unknown, else ``blank`` if any was blank,
-    else ``unclassified`` (every photo failed).
-    """
-    for kind in (ANIMAL, HUMAN, VEHICLE):
-        named = [c for c in items if c.observation_type == kind]
-        if not named:
-            continue
-        votes: dict[tuple[str | None, str | None], float] = {}
-        for c in named:
-            key = (c.scientific_name, c.rank)
-            votes[key] = votes.get(key, 0.0) + (c.probability if c.probability is not None else 1.0)
-        (name, rank), weight = max(votes.items(), key=lambda kv: (kv[1], kv[0][0] or ""))
-        return Classification(
-            kind, scientific_name=name, rank=rank, probability=min(1.0, weight / len(named))
-        )
-    for kind in (UNKNOWN, BLANK):
-        if any(c.observation_type == kind for c in items):
-            return Classification(kind)
-    return Classification(UNCLASSIFIED)
+    """Aggregate an event's photo observations into one event observation (``lit_edge.vote``)."""
+    won = tally(Ballot(c.observation_type, c.scientific_name, c.rank, c.probability) for c in items)
+    return Classification(won.kind, scientific_name=won.name, rank=won.rank, probability=won.probability)
 
 
 @dataclass(frozen=True)

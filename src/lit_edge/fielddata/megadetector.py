@@ -19,8 +19,9 @@ from pathlib import Path
 from lit_edge.db.reader import Annotation, Detections
 from lit_edge.fielddata.camtrapdp import common_root
 from lit_edge.fielddata.config import FieldDataConfig
-from lit_edge.fielddata.events import BLANK, UNCLASSIFIED
 from lit_edge.outcomes import OBS_BLANK, OBS_HUMAN, OBS_UNKNOWN, OBS_VEHICLE, classify_media
+from lit_edge.outcomes import OBS_BLANK as BLANK
+from lit_edge.outcomes import OBS_UNCLASSIFIED as UNCLASSIFIED
 
 FORMAT_VERSION = "1.4"
 ANIMAL_CATEGORY, PERSON_CATEGORY, VEHICLE_CATEGORY = "1", "2", "3"

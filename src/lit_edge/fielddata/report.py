@@ -14,14 +14,17 @@ import base64
 import html
 import json
 import logging
+import math
 from datetime import datetime, timezone
 from pathlib import Path
 
 from lit_edge import __version__
+from lit_edge.db import schema
 from lit_edge.db.reader import Detections, MediaRow
 from lit_edge.db.summary import Summary, summarise
 from lit_edge.fielddata.config import FieldDataConfig
 from lit_edge.fielddata.progress import track
+from lit_edge.fielddata.tracks import Track, flight_tracks
 from lit_edge.outcomes import classify_media
 
 log = logging.getLogger(__name__)
@@ -68,13 +71,24 @@ def _e(x: object) -> str:
     return html.escape("" if x is None else str(x), quote=True)
 
 
-def thumbnail(path: str, px: int = THUMB_PX) -> str | None:
-    """A base64 JPEG thumbnail (longest side ``px``), or None when the photo cannot be read."""
+def thumbnail(path: str, px: int = THUMB_PX, frame_index: int | None = None) -> str | None:
+    """A base64 JPEG thumbnail (longest side ``px``), or None when the photo cannot be read.
+
+    With ``frame_index`` the picture is that frame of the clip at ``path`` (a seek: exact enough
+    for a thumbnail).
+    """
     import cv2
 
-    img = cv2.imread(path, cv2.IMREAD_REDUCED_COLOR_2)
-    if img is None:
-        img = cv2.imread(path, cv2.IMREAD_COLOR)
+    if frame_index is not None:
+        cap = cv2.VideoCapture(path, cv2.CAP_FFMPEG)
+        cap.set(cv2.CAP_PROP_POS_FRAMES, frame_index)
+        ok, img = cap.read()
+        cap.release()
+        img = img if ok else None
+    else:
+        img = cv2.imread(path, cv2.IMREAD_REDUCED_COLOR_2)
+        if img is None:
+            img = cv2.imread(path, cv2.IMREAD_COLOR)
     if img is None:
         return None
     h, w = img.shape[:2]
@@ -151,6 +165,81 @@ def timeline_chart(per_day: dict[str, dict[str, int]], width: int = 760, height:
     return "".join(parts)
 
 
+_SPECIES_COLOURS = ("#d1495b", "#00798c", "#edae49", "#66a182", "#8d6a9f", "#2e4057", "#f4845f")
+
+
+def flight_map(track: Track, cfg: FieldDataConfig, width: int = 560, height: int = 360) -> str:
+    """One flight as inline SVG: its track, a dot per frame with a named detection, no map tiles.
+
+    Longitude and latitude are drawn to one scale (longitude shrunk by cos(latitude), so the shape
+    is true on the ground), north up, with a scale bar in metres.
+    """
+    pts = track.points
+    lat0 = math.radians(sum(lat for _, lat in pts) / len(pts))
+    kx = math.cos(lat0)
+    xs, ys = [lon * kx for lon, _ in pts], [lat for _, lat in pts]
+    pad = 24
+    span = max(max(xs) - min(xs), max(ys) - min(ys), 1e-6)
+    scale = min((width - 2 * pad) / span, (height - 2 * pad - 20) / span)
+
+    def xy(lon: float, lat: float) -> tuple[float, float]:
+        return pad + (lon * kx - min(xs)) * scale, height - pad - 20 - (lat - min(ys)) * scale
+
+    line = " ".join(f"{x:.1f},{y:.1f}" for x, y in (xy(*p) for p in pts))
+    name = Path(track.path).name
+    parts = [
+        f'<svg class="flight" xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        f'role="img" aria-label="Flight track of {_e(name)}" data-path="{_e(track.path)}">',
+        f'<rect width="{width}" height="{height}" fill="#f7f7f2"/>',
+        f'<polyline class="track" points="{line}" fill="none" stroke="#555" stroke-width="2"/>',
+    ]
+    x0, y0 = xy(*pts[0])
+    parts.append(
+        f'<circle class="start" cx="{x0:.1f}" cy="{y0:.1f}" r="4" fill="#fff" stroke="#555"><title>start</title></circle>'
+    )
+    colours: dict[str, str] = {}
+    for m in track.frames:
+        c = classify_media(m, cfg.rule)
+        if not c.scientific_name:
+            continue
+        colour = colours.setdefault(c.scientific_name, _SPECIES_COLOURS[len(colours) % len(_SPECIES_COLOURS)])
+        x, y = xy(float(m.longitude), float(m.latitude))
+        tip = (
+            f"{c.scientific_name} {c.probability or 0:.2f} at {m.captured_at or '?'} (frame {m.frame_index})"
+        )
+        parts.append(
+            f'<circle class="detection" cx="{x:.1f}" cy="{y:.1f}" r="5" fill="{colour}" fill-opacity="0.85">'
+            f"<title>{_e(tip)}</title></circle>"
+        )
+    metres = span * 111_320  # the drawn extent: degrees of latitude (and scaled longitude) in metres
+    bar_m = 10 ** math.floor(math.log10(max(metres / 4, 1)))
+    bar_px = bar_m / 111_320 * scale
+    parts.append(
+        f'<line x1="{pad}" y1="{height - 12}" x2="{pad + bar_px:.1f}" y2="{height - 12}" stroke="#222" stroke-width="2"/>'
+        f'<text x="{pad + bar_px + 6:.1f}" y="{height - 8}" font-size="11">{bar_m:g} m</text>'
+    )
+    legend_x = width - pad
+    for i, (sci, colour) in enumerate(colours.items()):
+        parts.append(
+            f'<text x="{legend_x}" y="{pad + 14 * i}" text-anchor="end" font-size="11" fill="{colour}">{_e(sci)}</text>'
+        )
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def _flights(det: Detections, cfg: FieldDataConfig) -> str:
+    tracks = flight_tracks(det)
+    if not tracks:
+        return ""
+    maps = "".join(
+        f"<figure><figcaption>{_e(Path(t.path).name)}: {len(t.frames)} frames, "
+        f"{_e(t.frames[0].captured_at or '?')} to {_e(t.frames[-1].captured_at or '?')}</figcaption>"
+        f"{flight_map(t, cfg)}</figure>"
+        for t in tracks
+    )
+    return f'<h2>Flights ({len(tracks)})</h2><div id="flights" class="grid">{maps}</div>'
+
+
 def _species_table(s: Summary) -> str:
     rows = "".join(
         f"<tr><td><i>{_e(sc.name)}</i></td><td>{_e(sc.common_name)}</td><td>{_e(sc.rank)}</td>"
@@ -187,6 +276,8 @@ def _agreement_table(s: Summary) -> str:
 def _thumbs(det: Detections, cfg: FieldDataConfig, s: Summary) -> str:
     by_name: dict[str, list[tuple[float, MediaRow]]] = {}
     for m in det.media:
+        if m.kind == schema.CLIP:
+            continue  # its frames show it
         c = classify_media(m, cfg.rule)
         if c.scientific_name:
             by_name.setdefault(c.scientific_name, []).append((c.probability or 0.0, m))
@@ -195,8 +286,11 @@ def _thumbs(det: Detections, cfg: FieldDataConfig, s: Summary) -> str:
         items = sorted(by_name.get(sc.name, []), key=lambda t: (-t[0], t[1].id))[:THUMBS_PER_SPECIES]
         cells = []
         for score, m in items:
-            source = m.path if m.is_photo else m.saved_frame
-            b64 = thumbnail(source) if source else None
+            if m.kind == schema.FRAME and not m.saved_frame:
+                b64 = thumbnail(m.path, frame_index=m.frame_index)
+            else:
+                source = m.path if m.is_photo else m.saved_frame
+                b64 = thumbnail(source) if source else None
             img = (
                 f'<img src="data:image/jpeg;base64,{b64}" alt="{_e(m.name)}">'
                 if b64
@@ -260,6 +354,7 @@ def render_report(det: Detections, cfg: FieldDataConfig) -> str:
 {bar_chart([(sc.name, sc.count) for sc in s.species[:25]])}
 <h2>People vs machine</h2>{_agreement_table(s)}
 <h2>Detections over time</h2>{timeline_chart(s.per_day)}
+{_flights(det, cfg)}
 <h2>Photos per species</h2>{_thumbs(det, cfg, s)}
 <h2>Failures ({s.failed})</h2>{_failures(det)}
 <h2>Runs and bundle</h2>{_runs(det)}

@@ -21,9 +21,12 @@ from pathlib import Path
 from lit_edge.db.reader import Detections
 from lit_edge.errors import UserError
 from lit_edge.fielddata.config import FieldDataConfig
-from lit_edge.fielddata.events import ANIMAL, BLANK, HUMAN, VEHICLE
 from lit_edge.fielddata.progress import track
 from lit_edge.fielddata.taxa import Taxon, load_taxonomy
+from lit_edge.outcomes import OBS_ANIMAL as ANIMAL
+from lit_edge.outcomes import OBS_BLANK as BLANK
+from lit_edge.outcomes import OBS_HUMAN as HUMAN
+from lit_edge.outcomes import OBS_VEHICLE as VEHICLE
 from lit_edge.outcomes import classify_word
 
 log = logging.getLogger(__name__)
