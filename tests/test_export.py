@@ -21,6 +21,7 @@ from lit_edge.export import calib, head, providers, quantize
 from lit_edge.export import onnx_export as ox
 from lit_edge.export import tensorrt as trt_builder
 from lit_edge.export.writer import BundleConfig, build_bundle
+from qdq_inspect import inspect_convs
 
 torch.set_num_threads(1)
 runner = CliRunner()
@@ -137,35 +138,35 @@ def test_real_efficientnet_tower_parity(tmp_path):
 # INT8 ------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("flavour", ["cpu", "tensorrt"])
-def test_int8_every_conv_quantized_with_the_flavours_formats(tiny, tmp_path, flavour):
+@pytest.mark.parametrize("target", ["cpu", "tensorrt"])
+def test_int8_every_conv_quantized_with_the_targets_formats(tiny, tmp_path, target):
     b = bf.load(tiny["bundle"])
     images = calib.calibration_set(b.manifest.preprocess, n=16)
     out = quantize.quantize(
         b.image_tower("fp32"),
         tmp_path / "q.onnx",
         images,
-        quantize.QuantConfig(flavour, "minmax", keep_float=(), keep_first=0),
+        quantize.QuantConfig(target, "minmax", keep_float=(), keep_first=0),
     )
-    convs = quantize.inspect_convs(out)
+    convs = inspect_convs(out)
     assert convs
     for c in convs:
         assert c.weight_quantized and c.input_quantized, c
-        if flavour == "tensorrt":
+        if target == "tensorrt":
             assert c.weight_dtype == onnx.TensorProto.INT8, c
             assert c.input_dtype == onnx.TensorProto.INT8, c
             assert set(c.zero_points) == {0}, c
         else:  # u8 activations; u8 weights where x86 runs a GEMM (dense_weights), s8 elsewhere
             assert c.weight_dtype in (onnx.TensorProto.INT8, onnx.TensorProto.UINT8), c
             assert c.input_dtype == onnx.TensorProto.UINT8, c
-    if flavour == "cpu":
+    if target == "cpu":
         assert {c.weight_dtype for c in convs} == {onnx.TensorProto.INT8, onnx.TensorProto.UINT8}
 
 
 @pytest.mark.parametrize("flavour", ["int8_cpu", "int8_tensorrt"])
 def test_bundle_int8_keeps_first_convs_in_float_and_tracks_fp32(tiny, flavour):
     b = bf.load(tiny["bundle"])
-    convs = quantize.inspect_convs(b.image_tower(flavour))
+    convs = inspect_convs(b.image_tower(flavour))
     keep = quantize.QuantConfig().keep_first
     assert len(convs) > keep
     assert not any(c.weight_quantized for c in convs[:keep])  # the fragile first convs stay float
@@ -193,8 +194,8 @@ def test_head_role_keeps_pooling_and_everything_after_in_float(tiny, tmp_path):
 
 
 def test_quant_config_refuses_unknowns():
-    with pytest.raises(Exception, match="flavour"):
-        quantize.QuantConfig(flavour="gpu")
+    with pytest.raises(Exception, match="target"):
+        quantize.QuantConfig(target="gpu")
     with pytest.raises(Exception, match="calibration method"):
         quantize.QuantConfig(method="kl")
     with pytest.raises(Exception, match="role"):
@@ -291,10 +292,15 @@ def test_set_species_from_a_plain_list(tiny, tmp_path):
     assert b.text_embeddings.shape[0] == 2
 
 
-def test_species_edits_keep_the_background_rows(tiny, tmp_path):
+def test_species_edits_keep_the_background_rows(tiny, tmp_path, monkeypatch):
     import shutil
 
+    from lit_edge import bundle_edit
     from lit_edge.export.species import set_background
+
+    swaps = []
+    swap = bundle_edit._swap
+    monkeypatch.setattr(bundle_edit, "_swap", lambda a, b: (swaps.append(b), swap(a, b)))
 
     work = tmp_path / "b"
     shutil.copytree(tiny["bundle"], work)
@@ -304,8 +310,10 @@ def test_species_edits_keep_the_background_rows(tiny, tmp_path):
     background = np.eye(2, dim, dtype=np.float32)
     set_background(work, rows, background, {"recipe": "test"})
     ckpt = str(tiny["ckpt"])
+    swaps.clear()
     r = runner.invoke(app, ["export", "species", ckpt, "--bundle", str(work), "--add", "Bufo bufo"])
     assert r.exit_code == 0, r.output
+    assert len(swaps) == 1  # species and background rows written in one edit
     b = bf.load(work)
     names = [lab.scientific_name for lab in b.labels]
     assert names == ["Danaus plexippus", "Apis mellifera", "Vulpes vulpes", "Bufo bufo", "blank", "blank"]
