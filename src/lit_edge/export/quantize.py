@@ -1,4 +1,7 @@
-"""Explicit INT8 (QDQ) image towers, calibrated on real images, in two flavours.
+"""Explicit INT8 (QDQ) image towers, calibrated on real images, for two quantization targets.
+
+The target of a :class:`QuantConfig` picks the number formats (the bundle's ``int8_cpu`` and
+``int8_tensorrt`` image tower flavours are made with the ``cpu`` and ``tensorrt`` targets):
 
 - ``cpu``: uint8 activations, int8 per-channel weights. ONNX Runtime fuses the Q/DQ pairs into
   integer kernels on x86 and ARM, which is where the CPU speed-up comes from.
@@ -25,11 +28,12 @@ import onnx
 
 from lit_edge.errors import UserError
 from lit_edge.export import biascorr, fold, ranges
+from lit_edge.export.laps import Laps
 from lit_edge.export.ranges import RangeConfig
 
 log = logging.getLogger(__name__)
 
-FLAVOURS = ("cpu", "tensorrt")
+TARGETS = ("cpu", "tensorrt")
 METHODS = ("minmax", "percentile", "entropy", "mixed")
 #: Roles ``keep_float`` understands: the first conv, the last conv, the layers after global pooling.
 ROLES = ("first_conv", "last_conv", "head")
@@ -45,22 +49,22 @@ OP_TYPES = (
 
 @dataclass(frozen=True)
 class QuantConfig:
-    """How an image tower is quantized. ``flavour`` picks the number formats; the rest is accuracy."""
+    """How an image tower is quantized. ``target`` picks the number formats; the rest is accuracy."""
 
-    flavour: str = "cpu"  # cpu | tensorrt
+    target: str = "cpu"  # cpu | tensorrt
     method: str = "mixed"  # minmax | percentile | entropy | mixed (MinMax if >= 0, else Percentile)
     percentile: float = 99.999
     per_channel: bool = True
-    # 7-bit weights everywhere (cpu flavour): avoids AVX2's int16 saturation, but costs accuracy;
+    # 7-bit weights everywhere (cpu target): avoids AVX2's int16 saturation, but costs accuracy;
     # ``dense_weights`` does better (export/README.md).
     reduce_range: bool = False
-    # cpu flavour, weights of the convs x86 runs as a GEMM (group == 1). AVX2 without VNNI sums u8*s8
+    # cpu target, weights of the convs x86 runs as a GEMM (group == 1). AVX2 without VNNI sums u8*s8
     # pairs in saturating int16 (vpmaddubsw) there: measured mean cosine 0.984 with s8 weights vs
     # 0.996 for the same graph in exact arithmetic. "u8": MLAS's u8u8 GEMM widens to int16 before
     # multiplying (exact, full 8 bits, same speed here); "s8r": 7-bit s8; "s8": plain.
     # Depthwise kernels accumulate in int32 and never saturate: they keep s8 weights.
     dense_weights: str = "u8"
-    weights: str = "s8"  # cpu flavour, every conv: "u8" is exact but 4x slower (no u8u8 depthwise)
+    weights: str = "s8"  # cpu target, every conv: "u8" is exact but 4x slower (no u8u8 depthwise)
     keep_float: tuple[str, ...] = ()  # roles from ROLES; a float head measured no better and is 5 MB
     keep_first: int = 3  # leading convs kept float (measured: the stem and first block are fragile)
     keep_convs: tuple[int, ...] = ()  # positions (graph order) of further convs kept float
@@ -74,8 +78,8 @@ class QuantConfig:
     extra: dict = field(default_factory=dict)  # passed on to quantize_static's extra_options
 
     def __post_init__(self):
-        if self.flavour not in FLAVOURS:
-            raise UserError(f"unknown INT8 flavour {self.flavour!r}; choose one of {', '.join(FLAVOURS)}")
+        if self.target not in TARGETS:
+            raise UserError(f"unknown INT8 target {self.target!r}; choose one of {', '.join(TARGETS)}")
         if self.method not in METHODS:
             raise UserError(f"unknown calibration method {self.method!r}; choose one of {', '.join(METHODS)}")
         if self.dense_weights not in ("s8", "s8r", "u8"):
@@ -186,13 +190,16 @@ def quantize(
     images: np.ndarray,
     cfg: QuantConfig = QuantConfig(),
     calib_cache: Path | None = None,
+    timings: dict[str, float] | None = None,
 ) -> Path:
     """Write the INT8 QDQ version of ``fp32`` to ``out``, calibrated on uint8 NHWC ``images``.
 
     ``calib_cache`` (a JSON file) keeps the measured tensor ranges, so recipes that differ only in
     which layers stay float (the accuracy bench) calibrate once; it must belong to the same model,
-    images, method and flavour.
+    images, method and target. ``timings``, if given, receives the seconds of each step (``prepare``,
+    ``ranges``, ``quantize``, ``bias correction``).
     """
+    clock = Laps(timings)
     from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
 
     if len(images) == 0:
@@ -201,10 +208,11 @@ def quantize(
     with tempfile.TemporaryDirectory(prefix="lit-edge-quant-") as tmp:
         src = Path(tmp) / "pre.onnx"
         model = _prepared(fp32, cfg, src)
+        clock.lap("prepare")
         exclude = nodes_for_roles(model, cfg.keep_float, cfg.keep_first, cfg.keep_convs) + list(
             cfg.keep_nodes
         )
-        symmetric = cfg.flavour == "tensorrt"
+        symmetric = cfg.target == "tensorrt"
         overrides = {}
         if cfg.dense_weights != "s8" and not symmetric:
             o = (
@@ -230,7 +238,7 @@ def quantize(
             "quantizing %s -> %s (%s, %s, %d images, float: %s)",
             fp32.name,
             out.name,
-            cfg.flavour,
+            cfg.target,
             cfg.method,
             len(images),
             exclude or "none",
@@ -239,6 +247,7 @@ def quantize(
         if not cache.is_file():
             rcfg = RangeConfig(cfg.method, cfg.percentile, symmetric=symmetric, batch=cfg.batch)
             ranges.measure(src, images, rcfg, cache, cfg.op_types)
+        clock.lap("ranges")
         # its "bias exceeds int32" warnings are about dead channels, which bias correction fixes
         with _quiet_root_logger(logging.ERROR if cfg.bias_correction else logging.WARNING):
             quantize_static(
@@ -256,8 +265,10 @@ def quantize(
                 extra_options=extra,
                 calibration_cache_path=cache,
             )
+        clock.lap("quantize")
         if cfg.bias_correction:
             biascorr.correct(out, src, images, out)
+            clock.lap("bias correction")
     model = onnx.load(out)
     model.producer_name = "lit-edge"
     onnx.save(model, out)
@@ -275,51 +286,3 @@ def _quiet_root_logger(floor: int = logging.WARNING):
         yield
     finally:
         root.setLevel(level)
-
-
-@dataclass(frozen=True)
-class QdqConv:
-    """How one Conv of a QDQ graph is quantized (what the structure tests look at)."""
-
-    name: str
-    weight_quantized: bool
-    input_quantized: bool
-    weight_dtype: int | None
-    input_dtype: int | None
-    zero_points: tuple[int, ...]
-
-
-def inspect_convs(path: Path) -> list[QdqConv]:
-    """For every Conv: are its weight and input activation fed by DequantizeLinear, in which dtype,
-    with which zero points. Torch-free and ORT-free: reads the graph only."""
-    model = onnx.load(path)
-    producer = {o: n for n in model.graph.node for o in n.output}
-    inits = {i.name: onnx.numpy_helper.to_array(i) for i in model.graph.initializer}
-    consts = {
-        n.output[0]: onnx.numpy_helper.to_array(n.attribute[0].t)
-        for n in model.graph.node
-        if n.op_type == "Constant" and n.attribute and n.attribute[0].type == onnx.AttributeProto.TENSOR
-    }
-    values = {**inits, **consts}
-
-    def dq(name: str):
-        node = producer.get(name)
-        if node is None or node.op_type != "DequantizeLinear":
-            return None, ()
-        zp = values.get(node.input[2]) if len(node.input) > 2 and node.input[2] else None
-        x = values.get(node.input[0])
-        if x is None:  # activation: DQ <- Q, dtype is the zero point's
-            dtype = onnx.helper.np_dtype_to_tensor_dtype(zp.dtype) if zp is not None else None
-        else:
-            dtype = onnx.helper.np_dtype_to_tensor_dtype(x.dtype)
-        zps = tuple(int(v) for v in np.ravel(zp)) if zp is not None else (0,)
-        return dtype, zps
-
-    out = []
-    for n in model.graph.node:
-        if n.op_type != "Conv":
-            continue
-        in_t, in_zp = dq(n.input[0])
-        w_t, w_zp = dq(n.input[1])
-        out.append(QdqConv(n.name, w_t is not None, in_t is not None, w_t, in_t, in_zp + w_zp))
-    return out
