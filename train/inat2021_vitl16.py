@@ -12,8 +12,7 @@ The ViT-L/16 weights are your own local file (no hub here)::
     # many nodes under Slurm: sbatch train/slurm.sh train/inat2021_vitl16.py --set ...
 """
 
-from lit_edge.train.config import CacheConfig, DataConfig, EvalConfig, OptimConfig, TrainConfig
-from lit_edge.train.loss import LossConfig
+from lit_edge.train.config import CacheConfig, DataConfig, EvalConfig, LossConfig, OptimConfig, TrainConfig
 
 
 def get_config() -> TrainConfig:

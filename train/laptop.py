@@ -10,8 +10,7 @@ lit-edge train run train/laptop.py --set data.root=/tmp/toy-inat \
     --set text.lock_encoder=true --set text.feature_cache=runs/laptop/text-features --set optim.lr=1e-3
 """
 
-from lit_edge.train.config import CacheConfig, DataConfig, EvalConfig, OptimConfig, TrainConfig
-from lit_edge.train.loss import LossConfig
+from lit_edge.train.config import CacheConfig, DataConfig, EvalConfig, LossConfig, OptimConfig, TrainConfig
 
 
 def get_config() -> TrainConfig:

@@ -64,8 +64,14 @@ def trainer_config(cfg: StarterConfig, work: Path, rows: int, text_cache: Path):
     trainer's ``distill`` loss (or the multi-positive softmax loss) with the logit scale kept at the
     recipe's scoring value, one checkpoint at the end, no dropout (the head has none).
     """
-    from lit_edge.train.config import CacheConfig, EvalConfig, OptimConfig, TextConfig, TrainConfig
-    from lit_edge.train.loss import LossConfig
+    from lit_edge.train.config import (
+        CacheConfig,
+        EvalConfig,
+        LossConfig,
+        OptimConfig,
+        TextConfig,
+        TrainConfig,
+    )
 
     if cfg.loss == "distill":
         loss = LossConfig(kind="distill", learn_logit_scale=False)

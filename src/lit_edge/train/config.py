@@ -23,7 +23,28 @@ from pathlib import Path
 
 from lit_edge.data.config import DataConfig
 from lit_edge.errors import UserError
-from lit_edge.train.loss import LossConfig
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    """Which loss to train with (:func:`lit_edge.train.loss.create_loss` builds it).
+
+    ``kind`` is ``softmax`` (CLIP), ``sigmoid`` (SigLIP; uses the model's logit bias) or
+    ``distill`` (soft cross-entropy to the locked tower's class distribution; ``class_dist`` models).
+    ``multi_positive`` counts every same-class pair of a batch as a positive (contrastive kinds).
+    ``learn_logit_scale`` off keeps the model's logit scale (and bias) at their initial values, e.g.
+    a scale chosen for scoring that the loss should not move.
+    """
+
+    kind: str = "softmax"
+    multi_positive: bool = False
+    learn_logit_scale: bool = True
+
+    def __post_init__(self) -> None:
+        from lit_edge.train.loss import LOSSES
+
+        if self.kind not in LOSSES:
+            raise UserError(f"unknown loss.kind {self.kind!r}; use one of {', '.join(LOSSES)}")
 
 
 @dataclass(frozen=True)
