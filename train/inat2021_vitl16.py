@@ -38,7 +38,7 @@ def get_config() -> TrainConfig:
         eval=EvalConfig(
             evaluators=("zeroshot",),
             every_steps=2000,
-            data=DataConfig(format="inat", root="/data/inat2021", split="val"),
+            data=DataConfig(format="inat", split="val"),  # the val split of data.root
             batch_size=256,
         ),
         global_batch=4096,

@@ -21,10 +21,10 @@ def get_config() -> TrainConfig:
         cache=CacheConfig(dir="runs/laptop/cache", shard_size=2048, batch_size=64),
         loss=LossConfig(kind="softmax", multi_positive=True),
         optim=OptimConfig(lr=1e-4, weight_decay=0.1, warmup_steps=100, schedule="cosine"),
-        eval=EvalConfig(
+        eval=EvalConfig(  # data.root unset: the held-out split (val) of data.root
             evaluators=("zeroshot",),
             every_steps=500,
-            data=DataConfig(format="inat", root="data/inat2021", split="val"),
+            data=DataConfig(format="inat", split="val"),
             batch_size=64,
             max_images=2000,
         ),

@@ -88,7 +88,11 @@ class TextConfig:
 
 @dataclass(frozen=True)
 class EvalConfig:
-    """Evaluators run by name every ``every_steps`` (0 = only at the end) on a held-out split."""
+    """Evaluators run by name every ``every_steps`` (0 = only at the end) on a held-out split.
+
+    ``data.root`` empty (the default) follows the training data: the same root and format, with
+    ``data.split`` (``val``) as the held-out split. Set it to evaluate on other data.
+    """
 
     evaluators: tuple[str, ...] = ("zeroshot",)
     every_steps: int = 0
@@ -125,6 +129,13 @@ class TrainConfig:
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+    def eval_config(self) -> EvalConfig:
+        """``eval`` with its data resolved: an empty ``eval.data.root`` follows ``data`` (root, format)."""
+        if self.eval.data.root:
+            return self.eval
+        data = dataclasses.replace(self.eval.data, root=self.data.root, format=self.data.format)
+        return dataclasses.replace(self.eval, data=data)
 
     @classmethod
     def from_dict(cls, d: dict) -> TrainConfig:

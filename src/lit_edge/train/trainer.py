@@ -259,7 +259,15 @@ def _train(cfg: TrainConfig, resume: bool, ctx: distributed.DistContext) -> Trai
         out_dir.mkdir(parents=True, exist_ok=True)
         (out_dir / "train_config.json").write_text(_config_json(cfg), encoding="utf-8")
     metrics = MetricsWriter(out_dir, enabled=ctx.is_main)
-    evaluators = make_evaluators(cfg.eval, ctx.device) if ctx.is_main and cfg.eval.evaluators else []
+    evaluators = []
+    if ctx.is_main and cfg.eval.evaluators:
+        if not cfg.eval.data.root and cfg.data.format != "inat":
+            log.warning(
+                "eval.data.root is not set and %s data has no held-out split: evaluating on the "
+                "training images; set eval.data.root to held-out data",
+                cfg.data.format,
+            )
+        evaluators = make_evaluators(cfg.eval_config(), ctx.device)
     local_batch = cfg.global_batch // ctx.world
     log.info(
         "training %s: %d steps (%d per epoch), global batch %d over %d rank(s), %s mode",
