@@ -362,6 +362,22 @@ def test_export_bundle_cli_writes_a_verified_tar(tiny, tmp_path):
     assert not (tmp_path / "cli_bundle.building").exists()
 
 
+def test_export_bundle_flavours_writes_only_the_towers_asked_for(tiny, tmp_path):
+    out = tmp_path / "cpu_only"
+    args = ["export", "bundle", str(tiny["ckpt"]), "--species", str(tiny["species"]), "-o", str(out),
+            "--calib-images", "8", "--method", "minmax"]  # fmt: skip
+    r = runner.invoke(app, [*args, "--flavours", "int8_cpu"])
+    assert r.exit_code == 0, r.output
+    b = bf.load(out)
+    assert set(b.manifest.image_towers) == set(b.manifest.classifiers) == {"fp32", "int8_cpu"}
+    seconds = b.manifest.extra["export_seconds"]  # where the time went, per step
+    assert {"species matrix", "fp32 tower", "parity check", "int8_cpu tower"} <= set(seconds)
+    assert set(b.manifest.extra["export_steps"]["int8_cpu"]) >= {"ranges", "quantize", "bias correction"}
+    r = runner.invoke(app, [*args, "--flavours", "int8_gpu"])
+    assert r.exit_code == 2 and "unknown image tower flavour" in r.output and "Traceback" not in r.output
+    assert set(bf.load(out).manifest.image_towers) == {"fp32", "int8_cpu"}  # the refused run changed nothing
+
+
 def test_export_bundle_calibrates_from_a_folder_and_skips_bad_files(tiny, tmp_path):
     import cv2
 
