@@ -6,7 +6,7 @@ lit-edge train run train/laptop.py --set data.root=/tmp/toy-inat
 Short of time (a CPU, no GPU)? Lock MiniLM too and train only its head: every caption is then
 encoded once into a text-feature cache and an epoch costs only the head (see TextConfig)::
 
-lit-edge train run train/laptop.py --set data.root=/tmp/toy-inat \
+lit-edge train run train/laptop.py --set data.root=/tmp/toy-inat --set out_dir=runs/laptop-locked \
     --set text.lock_encoder=true --set text.feature_cache=runs/laptop/text-features --set optim.lr=1e-3
 """
 
