@@ -92,6 +92,18 @@ def test_an_error_in_the_edit_leaves_the_bundle_untouched(bundle):
     bf.load(bundle)
 
 
+def test_other_files_are_checksummed_and_carried_by_later_edits(bundle):
+    with bf.edit(bundle) as staged:
+        staged.path("calibration.json").write_text('{"temperature": 1.5}')
+    assert "calibration.json" in staged.bundle.manifest.files
+    with bf.edit(bundle) as staged:
+        staged.set_rows(staged.labels[:3], staged.matrix[:3])
+    assert (bundle / "calibration.json").read_text() == '{"temperature": 1.5}'
+    (bundle / "calibration.json").write_text('{"temperature": 9.9}')
+    with pytest.raises(bf.BundleError, match="checksum"):
+        bf.load(bundle)
+
+
 def test_engines_survive_an_in_place_edit(bundle):
     (bundle / "engines").mkdir()
     (bundle / "engines" / "int8_tensorrt.gpu.trt10.int8.engine").write_bytes(b"engine bytes")

@@ -226,7 +226,8 @@ class StagedBundle:
         absent = sorted(n for n in declared if not (self.root / n).is_file())
         if absent:
             raise bf.BundleError(f"{self.target}: the new bundle lacks {absent}")
-        bf.write_manifest(self.root, m, extra_files=sorted(n for n in extra if (self.root / n).is_file()))
+        others = (extra | self._written) - declared  # files beyond the format's own: checksummed too
+        bf.write_manifest(self.root, m, extra_files=sorted(n for n in others if (self.root / n).is_file()))
         _step("manifest")
         new = bf.load(self.root, verify=True)
         _ = new.text_embeddings  # the matrix against labels.csv
