@@ -359,7 +359,7 @@ def test_export_bundle_cli_writes_a_verified_tar(tiny, tmp_path):
     assert (
         set(b.manifest.image_towers) == {"fp32", "int8_cpu", "int8_tensorrt"} and not b.manifest.classifiers
     )
-    assert not (tmp_path / "cli_bundle.building").exists()
+    assert not list(tmp_path.glob(".cli_bundle.*"))  # no staging folder left behind
 
 
 def test_export_bundle_flavours_writes_only_the_towers_asked_for(tiny, tmp_path):
