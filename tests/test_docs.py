@@ -126,11 +126,14 @@ _workspaces: dict[str, Path] = {}
 
 
 def _workspace(file: str, data: dict[str, Path]) -> Path:
-    """A fresh folder per page: the page's relative paths (photos/, species.csv, runs/...) land here."""
+    """A fresh folder per page, standing for the repository root: the repository's ``train/`` and
+    ``device/``, and the page's other relative paths (photos/, species.csv, runs/...) land here."""
     if file not in _workspaces:
         ws = data["root"] / "ws" / file.replace("/", "__")
         ws.mkdir(parents=True)
         shutil.copytree(data["photos"], ws / "photos", copy_function=os.link)
+        for name in ("train", "device"):  # the docs run from the repository root
+            (ws / name).symlink_to(REPO / name, target_is_directory=True)
         for name in ("species.csv", "my_species.csv"):
             (ws / name).write_text(
                 "scientific_name,common_name\nVulpes vulpes,Red fox\nMeles meles,Badger\n"
