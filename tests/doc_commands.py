@@ -134,7 +134,7 @@ COMMANDS: dict[str, Run | Skip] = {
     "sudo useradd --system --groups video,render --home /var/lib/lit-edge lit-edge": Skip(JETSON),
     "python3 -m venv --system-site-packages /opt/lit-edge/venv": Skip(JETSON),
     "/opt/lit-edge/venv/bin/pip install --no-deps lit-edge": Skip(JETSON),
-    "/opt/lit-edge/venv/bin/pip install numpy onnxruntime sqlite-utils typer rich": Skip(JETSON),
+    "/opt/lit-edge/venv/bin/pip install numpy onnxruntime typer rich threadpoolctl tomli": Skip(JETSON),
     "sudo install -D -m 644 device/example.toml /etc/lit-edge/device.toml": Skip(JETSON),
     "sudo cp -r bundles/starter /var/lib/lit-edge/bundles/starter": Skip(JETSON),
     "sudo install -m 644 device/lit-edge-detect.service /etc/systemd/system/": Skip(JETSON),

@@ -33,7 +33,7 @@ from lit_edge.export.ranges import RangeConfig
 
 log = logging.getLogger(__name__)
 
-TARGETS = ("cpu", "tensorrt")
+TARGETS = ("cpu", "tensorrt")  # the runtimes an INT8 graph is made for: towers int8_cpu, int8_tensorrt
 METHODS = ("minmax", "percentile", "entropy", "mixed")
 #: Roles ``keep_float`` understands: the first conv, the last conv, the layers after global pooling.
 ROLES = ("first_conv", "last_conv", "head")
@@ -51,7 +51,7 @@ OP_TYPES = (
 class QuantConfig:
     """How an image tower is quantized. ``target`` picks the number formats; the rest is accuracy."""
 
-    target: str = "cpu"  # cpu | tensorrt
+    target: str = "cpu"  # cpu (u8/s8, ONNX Runtime) | tensorrt (symmetric s8, explicit quantization)
     method: str = "mixed"  # minmax | percentile | entropy | mixed (MinMax if >= 0, else Percentile)
     percentile: float = 99.999
     per_channel: bool = True
@@ -199,8 +199,9 @@ def quantize(
     images, method and target. ``timings``, if given, receives the seconds of each step (``prepare``,
     ``ranges``, ``quantize``, ``bias correction``).
     """
-    clock = Laps(timings)
     from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
+
+    clock = Laps(timings)
 
     if len(images) == 0:
         raise UserError("no calibration images; pass a folder of real photos to --calib")
