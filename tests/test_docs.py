@@ -67,6 +67,7 @@ def data(tmp_path_factory, _isolated_home) -> dict[str, Path]:
     import cv2
     import numpy as np
 
+    from bundle_factory import jpeg_with_exif
     from lit_edge.data.toy import write_toy_inat
     from lit_edge.examples import write_examples
 
@@ -75,6 +76,9 @@ def data(tmp_path_factory, _isolated_home) -> dict[str, Path]:
     _starter_home(Path(_isolated_home), home)
     photos = root / "photos"
     write_examples(photos, crops_per_photo=0)
+    for i, jpeg in enumerate(sorted(photos.glob("*.jpg"))):  # a GPS camera's card: time and place in EXIF
+        rgb = cv2.cvtColor(cv2.imread(str(jpeg)), cv2.COLOR_BGR2RGB)
+        jpeg_with_exif(jpeg, rgb, when=f"2024:05:01 08:{i:02d}:00", gps=(51.1801, 5.6501, 40.0))
     toy = write_toy_inat(root / "toy")
     ckpt = root / "ckpt"
     _tiny_checkpoint(ckpt)
