@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/bench_export.py speed      # torch eager vs ORT fp32 vs ORT INT8, batch 1 and 16
     .venv/bin/python bench/bench_export.py accuracy   # INT8 recipes vs fp32 on held-out real crops
+    .venv/bin/python bench/bench_export.py time       # where `export bundle`'s minutes go, per --flavours
 
 Both use the real EfficientNet-Lite0 tower (the packaged ImageNet weights). The accuracy table
 compares the ImageNet classifier output of the tower, which the starter's embedding is a function
@@ -139,7 +140,7 @@ _S8_ALL = {
 }
 _S1 = {**_S8_ALL, "method": "percentile", "keep_first": 3}  # session 1's default
 RECIPES = {
-    # name: (target, overrides of QuantConfig)
+    # name: (quantization target, overrides of QuantConfig)
     "cpu all INT8, ORT's u8s8": ("cpu", _S8_ALL),
     "cpu + first 3 convs float (session 1)": ("cpu", _S1),
     "cpu + dense convs u8 weights": ("cpu", {**_S1, "dense_weights": "u8"}),
@@ -251,6 +252,53 @@ def accuracy(args) -> None:
         Path(args.json).write_text(json.dumps(results, indent=2))
 
 
+def export_time(args) -> None:
+    """``export bundle`` of the laptop model (EfficientNet-Lite0 + MiniLM) with a 20-species list, once
+    per ``--flavours`` set, in one run: seconds per step (``extra["export_seconds"]`` of each bundle)."""
+    import torch
+
+    from lit_edge import bundle as bf
+    from lit_edge.export.writer import BundleConfig, build_bundle
+    from lit_edge.model import create_model
+    from lit_edge.starter import species_list_path
+
+    torch.set_num_threads(THREADS)
+    tmp = Path(tempfile.mkdtemp(prefix="bench-export-time-"))
+    lines = species_list_path().read_text(encoding="utf-8").splitlines()
+    species = tmp / "species.csv"
+    species.write_text("\n".join(lines[: 1 + args.species]) + "\n", encoding="utf-8")
+    model = create_model(args.model)
+    runs = {}
+    for flavours in args.flavours:
+        cfg = BundleConfig(flavours=tuple(flavours.split(",")))
+        t0 = time.perf_counter()
+        out = build_bundle(model, species, tmp / flavours.replace(",", "+"), cfg=cfg)
+        total = time.perf_counter() - t0
+        extra = bf.load(out).manifest.extra
+        steps = dict(extra["export_seconds"])
+        for flavour, parts in extra.get("export_steps", {}).items():
+            for name, sec in parts.items():
+                steps[f"  {flavour}: {name}"] = sec
+        steps["classifier graphs, checksums, verify"] = total - sum(extra["export_seconds"].values())
+        steps["total"] = total
+        runs[flavours] = steps
+    names = list(dict.fromkeys(k for steps in runs.values() for k in steps))
+    names.append(names.pop(names.index("total")))
+    print(
+        f"\nexport bundle, {args.model}, {args.species} species, {THREADS} threads, "
+        f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores: seconds per step"
+    )
+    print(f"{'step':<40} | " + " | ".join(f"{f:>28}" for f in runs))
+    for name in names:
+        cells = [f"{runs[f][name]:28.1f}" if name in runs[f] else f"{'-':>28}" for f in runs]
+        print(f"{name:<40} | " + " | ".join(cells))
+    first = next(iter(runs.values()))["total"]
+    print(
+        f"{'x time of the first column':<40} | "
+        + " | ".join(f"{r['total'] / first:28.2f}" for r in runs.values())
+    )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="what", required=True)
@@ -266,9 +314,13 @@ def main() -> None:
     ac.add_argument("--seconds", type=float, default=2.0)
     ac.add_argument("--json", default="")
     ac.add_argument("recipes", nargs="*", help="recipe names, or QuantConfig overrides as JSON")
+    tm = sub.add_parser("time")
+    tm.add_argument("--model", default="lit-effnetlite0-minilm")
+    tm.add_argument("--species", type=int, default=20)
+    tm.add_argument("flavours", nargs="*", default=["fp32,int8_cpu,int8_tensorrt", "fp32,int8_cpu", "fp32"])
     args = ap.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", str(THREADS))
-    speed(args) if args.what == "speed" else accuracy(args)
+    {"speed": speed, "accuracy": accuracy, "time": export_time}[args.what](args)
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ from lit_edge.cli.app import app
 from lit_edge.export import calib, head, quantize
 from lit_edge.export import onnx_export as ox
 from lit_edge.export.writer import BundleConfig, build_bundle
+from qdq_inspect import inspect_convs
 
 torch.set_num_threads(1)
 runner = CliRunner()
@@ -145,7 +146,7 @@ def test_int8_every_conv_quantized_with_the_targets_formats(tiny, tmp_path, targ
         images,
         quantize.QuantConfig(target, "minmax", keep_float=(), keep_first=0),
     )
-    convs = quantize.inspect_convs(out)
+    convs = inspect_convs(out)
     assert convs
     for c in convs:
         assert c.weight_quantized and c.input_quantized, c
@@ -163,7 +164,7 @@ def test_int8_every_conv_quantized_with_the_targets_formats(tiny, tmp_path, targ
 @pytest.mark.parametrize("flavour", ["int8_cpu", "int8_tensorrt"])
 def test_bundle_int8_keeps_first_convs_in_float_and_tracks_fp32(tiny, flavour):
     b = bf.load(tiny["bundle"])
-    convs = quantize.inspect_convs(b.image_tower(flavour))
+    convs = inspect_convs(b.image_tower(flavour))
     keep = quantize.QuantConfig().keep_first
     assert len(convs) > keep
     assert not any(c.weight_quantized for c in convs[:keep])  # the fragile first convs stay float
@@ -289,10 +290,15 @@ def test_set_species_from_a_plain_list(tiny, tmp_path):
     assert b.text_embeddings.shape[0] == 2
 
 
-def test_species_edits_keep_the_background_rows(tiny, tmp_path):
+def test_species_edits_keep_the_background_rows(tiny, tmp_path, monkeypatch):
     import shutil
 
+    from lit_edge import bundle_edit
     from lit_edge.export.species import set_background
+
+    swaps = []
+    swap = bundle_edit._swap
+    monkeypatch.setattr(bundle_edit, "_swap", lambda a, b: (swaps.append(b), swap(a, b)))
 
     work = tmp_path / "b"
     shutil.copytree(tiny["bundle"], work)
@@ -302,8 +308,10 @@ def test_species_edits_keep_the_background_rows(tiny, tmp_path):
     background = np.eye(2, dim, dtype=np.float32)
     set_background(work, rows, background, {"recipe": "test"})
     ckpt = str(tiny["ckpt"])
+    swaps.clear()
     r = runner.invoke(app, ["export", "species", ckpt, "--bundle", str(work), "--add", "Bufo bufo"])
     assert r.exit_code == 0, r.output
+    assert len(swaps) == 1  # species and background rows written in one edit
     b = bf.load(work)
     names = [lab.scientific_name for lab in b.labels]
     assert names == ["Danaus plexippus", "Apis mellifera", "Vulpes vulpes", "Bufo bufo", "blank", "blank"]
@@ -349,7 +357,23 @@ def test_export_bundle_cli_writes_a_verified_tar(tiny, tmp_path):
     assert (
         set(b.manifest.image_towers) == {"fp32", "int8_cpu", "int8_tensorrt"} and not b.manifest.classifiers
     )
-    assert not (tmp_path / "cli_bundle.building").exists()
+    assert not list(tmp_path.glob(".cli_bundle.*"))  # no staging folder left behind
+
+
+def test_export_bundle_flavours_writes_only_the_towers_asked_for(tiny, tmp_path):
+    out = tmp_path / "cpu_only"
+    args = ["export", "bundle", str(tiny["ckpt"]), "--species", str(tiny["species"]), "-o", str(out),
+            "--calib-images", "8", "--method", "minmax"]  # fmt: skip
+    r = runner.invoke(app, [*args, "--flavours", "int8_cpu"])
+    assert r.exit_code == 0, r.output
+    b = bf.load(out)
+    assert set(b.manifest.image_towers) == set(b.manifest.classifiers) == {"fp32", "int8_cpu"}
+    seconds = b.manifest.extra["export_seconds"]  # where the time went, per step
+    assert {"species matrix", "fp32 tower", "parity check", "int8_cpu tower"} <= set(seconds)
+    assert set(b.manifest.extra["export_steps"]["int8_cpu"]) >= {"ranges", "quantize", "bias correction"}
+    r = runner.invoke(app, [*args, "--flavours", "int8_gpu"])
+    assert r.exit_code == 2 and "unknown image tower flavour" in r.output and "Traceback" not in r.output
+    assert set(bf.load(out).manifest.image_towers) == {"fp32", "int8_cpu"}  # the refused run changed nothing
 
 
 def test_export_bundle_calibrates_from_a_folder_and_skips_bad_files(tiny, tmp_path):

@@ -14,6 +14,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from lit_edge.bundle import Preprocess
 from lit_edge.export import biascorr, calib, fold, quantize, ranges
+from qdq_inspect import inspect_convs
 
 SIZE = 32
 
@@ -191,7 +192,7 @@ def _ort_optimized(path: Path, tmp: Path) -> list[str]:
 def test_convs_kept_float_by_position_really_run_in_float(tower, tmp_path, target):
     cfg = quantize.QuantConfig(target, "minmax", keep_first=1, keep_convs=(2, 99))
     out = quantize.quantize(tower, tmp_path / "q.onnx", _crops(16, seed=0), cfg)
-    convs = quantize.inspect_convs(out)
+    convs = inspect_convs(out)
     assert [c.weight_quantized for c in convs[:2]] == [False, True] and convs[3].weight_quantized
     if target == "cpu":  # mid-graph: int16 weights, which ORT cannot fuse into an int8 kernel
         assert convs[2].weight_dtype == TensorProto.INT16

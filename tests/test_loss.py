@@ -10,7 +10,8 @@ import torch
 import torch.multiprocessing as mp
 
 from lit_edge.errors import UserError
-from lit_edge.train.loss import LossConfig, contrastive_loss, distillation_loss
+from lit_edge.train.config import LossConfig
+from lit_edge.train.loss import LossInputs, create_loss
 
 torch.set_num_threads(1)
 
@@ -45,6 +46,18 @@ def _reference(img, txt, scale, bias, labels, kind, multi_positive):
     return total / n
 
 
+def _loss(img, txt, scale, bias=None, labels=None, kind="softmax", multi_positive=False):
+    """The configured loss, built by the one factory the trainer uses."""
+    inputs = LossInputs(img, txt, txt, torch.as_tensor(scale), bias, labels)
+    return create_loss(LossConfig(kind, multi_positive))(inputs)
+
+
+def _distill(image, text_head):
+    n = len(image)
+    inputs = LossInputs(image, image, text_head, torch.tensor(1.0), labels=torch.arange(n))
+    return create_loss(LossConfig("distill"))(inputs)
+
+
 def _features(n, d, seed):
     g = torch.Generator().manual_seed(seed)
     img = torch.nn.functional.normalize(torch.randn(n, d, generator=g), dim=1)
@@ -61,9 +74,7 @@ def test_single_process_matches_loop_reference(kind, multi_positive):
     img, txt = _features(len(LABELS), 6, seed=0)
     scale, bias = 7.0, -2.0
     labels = torch.tensor(LABELS)
-    got = contrastive_loss(
-        img, txt, torch.tensor(scale), torch.tensor(bias), labels, LossConfig(kind, multi_positive)
-    )
+    got = _loss(img, txt, scale, torch.tensor(bias), labels, kind, multi_positive)
     want = _reference(img, txt, scale, bias, LABELS, kind, multi_positive)
     assert got.item() == pytest.approx(want, rel=1e-5)
 
@@ -71,13 +82,9 @@ def test_single_process_matches_loop_reference(kind, multi_positive):
 def test_multi_positive_changes_the_loss_only_when_classes_repeat():
     img, txt = _features(4, 6, seed=1)
     s = torch.tensor(5.0)
-    plain = contrastive_loss(img, txt, s, labels=torch.tensor([0, 1, 2, 3]))
-    multi_distinct = contrastive_loss(
-        img, txt, s, labels=torch.tensor([0, 1, 2, 3]), config=LossConfig(multi_positive=True)
-    )
-    multi_repeat = contrastive_loss(
-        img, txt, s, labels=torch.tensor([0, 0, 2, 3]), config=LossConfig(multi_positive=True)
-    )
+    plain = _loss(img, txt, s, labels=torch.tensor([0, 1, 2, 3]))
+    multi_distinct = _loss(img, txt, s, labels=torch.tensor([0, 1, 2, 3]), multi_positive=True)
+    multi_repeat = _loss(img, txt, s, labels=torch.tensor([0, 0, 2, 3]), multi_positive=True)
     assert multi_distinct.item() == pytest.approx(plain.item(), rel=1e-6)
     assert multi_repeat.item() != pytest.approx(plain.item(), rel=1e-3)
 
@@ -93,9 +100,7 @@ def _model_and_batch(d_in=5, d=4, n=8, seed=0):
 
 def _step(tower, x, img, labels, kind, multi_positive):
     txt = torch.nn.functional.normalize(tower(x), dim=1)
-    loss = contrastive_loss(
-        img, txt, torch.tensor(4.0), torch.tensor(-1.0), labels, LossConfig(kind, multi_positive)
-    )
+    loss = _loss(img, txt, 4.0, torch.tensor(-1.0), labels, kind, multi_positive)
     loss.backward()
     return loss.detach()
 
@@ -159,22 +164,22 @@ def test_distillation_matches_loop_reference():
     q[0] = 0.0
     q[0, [2, 5]] = 0.5  # a target spread over two classes, zeros elsewhere (a genus)
     logits = torch.randn(6, 10, generator=g)
-    got = float(distillation_loss(q.sqrt(), logits))
+    got = float(_distill(q.sqrt(), logits))
     assert got == pytest.approx(_distill_reference(q.sqrt(), logits), rel=1e-5)
     one_hot = torch.zeros(6, 10)
     labels = torch.tensor([1, 4, 4, 0, 9, 2])
     one_hot[torch.arange(6), labels] = 1.0  # one class per image: plain cross-entropy
     expected = torch.nn.functional.cross_entropy(logits, labels)
-    assert float(distillation_loss(one_hot, logits)) == pytest.approx(float(expected), rel=1e-6)
+    assert float(_distill(one_hot, logits)) == pytest.approx(float(expected), rel=1e-6)
 
 
 def test_distillation_gradient_vanishes_where_the_text_distribution_equals_the_image_one():
     q = torch.softmax(torch.randn(5, 7, generator=torch.Generator().manual_seed(1)), dim=1)
     at_target = q.log().clone().requires_grad_(True)
-    distillation_loss(q.sqrt(), at_target).backward()
+    _distill(q.sqrt(), at_target).backward()
     assert at_target.grad.abs().max() < 1e-6
     off = torch.zeros(5, 7, requires_grad=True)
-    distillation_loss(q.sqrt(), off).backward()
+    _distill(q.sqrt(), off).backward()
     assert off.grad.abs().max() > 1e-3
 
 
@@ -187,13 +192,13 @@ def test_sqrt_softmax_text_embedding_keeps_a_finite_gradient_when_a_class_underf
     """The contrastive loss on a class-distribution model: softmax(z) = 0 somewhere must not give NaN."""
     from types import SimpleNamespace
 
-    from lit_edge.train.towers import text_embedding
+    from lit_edge.model.text_tower import TextTower
 
-    model = SimpleNamespace(text_tower=SimpleNamespace(cfg=SimpleNamespace(output="sqrt_softmax")))
+    tower = SimpleNamespace(cfg=SimpleNamespace(output="sqrt_softmax"))
     logits = torch.tensor([[0.0, 200.0, -200.0, 1.0], [5.0, -300.0, 0.0, 2.0]], requires_grad=True)
-    emb = text_embedding(model, logits)
+    emb = TextTower.embed_from_head(tower, logits)  # the tower's own output function
     ref = torch.softmax(logits.detach(), dim=1).sqrt()
     assert torch.allclose(emb.detach(), ref, atol=1e-6)
     image = torch.nn.functional.normalize(torch.rand(2, 4), dim=1)
-    contrastive_loss(image, emb, torch.tensor(50.0)).backward()
+    _loss(image, emb, 50.0).backward()
     assert torch.isfinite(logits.grad).all() and logits.grad.abs().sum() > 0

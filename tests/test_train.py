@@ -148,6 +148,8 @@ def test_checkpoint_is_a_model_checkpoint_with_trainer_state(toy, tmp_path):
     model = load_checkpoint(res.checkpoint)  # what the exporter reads
     assert model.config.name == "lit-tiny-test"
     assert not list(res.checkpoint.parent.glob(".tmp-*"))
+    last = res.checkpoint.parent / "last"  # what the README's `train eval runs/NAME/checkpoints/last` reads
+    assert last.resolve() == res.checkpoint.resolve() and load_checkpoint(last).config.name == "lit-tiny-test"
 
 
 def _free_ports(n: int) -> list[int]:

@@ -87,3 +87,35 @@ def test_learning_rate_warms_up_then_follows_the_cosine():
     assert learning_rate(cfg, 9, 110) == pytest.approx(1.0)
     assert learning_rate(cfg, 60, 110) == pytest.approx(0.55)  # half-way down the cosine
     assert learning_rate(cfg, 110, 110) == pytest.approx(0.1)
+
+
+def test_eval_data_follows_the_training_data_unless_set():
+    cfg = load_config(REPO / "train" / "laptop.py", ["data.root=/somewhere/inat"])
+    resolved = cfg.eval_config().data
+    assert (resolved.root, resolved.format, resolved.split) == ("/somewhere/inat", "inat", "val")
+    cfg = apply_overrides(cfg, ["eval.data.root=/held/out"])
+    assert cfg.eval_config().data.root == "/held/out"
+
+
+def test_the_toy_data_set_is_what_the_laptop_config_reads(tmp_path):
+    """`python -m lit_edge.data.toy DIR` then `train run train/laptop.py --set data.root=DIR`."""
+    import subprocess
+    import sys
+
+    from lit_edge.data import load_dataset
+    from lit_edge.train.batches import EpochSampler
+
+    subprocess.run([sys.executable, "-m", "lit_edge.data.toy", str(tmp_path / "toy")], check=True)
+    cfg = load_config(REPO / "train" / "laptop.py", [f"data.root={tmp_path / 'toy'}"])
+    train = load_dataset(cfg.data)
+    assert cfg.data.split == "train_mini" and len(train) >= cfg.global_batch
+    assert EpochSampler(len(train), cfg.global_batch, 0).steps_per_epoch >= 1
+    assert len(load_dataset(cfg.eval_config().data)) > 0
+
+
+def test_a_global_batch_larger_than_the_data_says_which_set_fixes_it():
+    from lit_edge.errors import UserError
+    from lit_edge.train.batches import EpochSampler
+
+    with pytest.raises(UserError, match=r"32 samples.*--set global_batch=32"):
+        EpochSampler(32, 128, 0)

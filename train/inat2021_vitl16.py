@@ -12,8 +12,7 @@ The ViT-L/16 weights are your own local file (no hub here)::
     # many nodes under Slurm: sbatch train/slurm.sh train/inat2021_vitl16.py --set ...
 """
 
-from lit_edge.train.config import CacheConfig, DataConfig, EvalConfig, OptimConfig, TrainConfig
-from lit_edge.train.loss import LossConfig
+from lit_edge.train.config import CacheConfig, DataConfig, EvalConfig, LossConfig, OptimConfig, TrainConfig
 
 
 def get_config() -> TrainConfig:
@@ -39,7 +38,7 @@ def get_config() -> TrainConfig:
         eval=EvalConfig(
             evaluators=("zeroshot",),
             every_steps=2000,
-            data=DataConfig(format="inat", root="/data/inat2021", split="val"),
+            data=DataConfig(format="inat", split="val"),  # the val split of data.root
             batch_size=256,
         ),
         global_batch=4096,

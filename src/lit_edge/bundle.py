@@ -200,10 +200,14 @@ def write_labels(path: Path, labels: Iterable[Label]) -> None:
             w.writerow([lab.id, lab.scientific_name, lab.common_name, *[lab.rank(r) for r in RANKS]])
 
 
-def write_manifest(folder: Path, manifest: Manifest) -> Path:
-    """Checksum every file the manifest names and write ``manifest.json`` into ``folder``."""
+def write_manifest(folder: Path, manifest: Manifest, extra_files: Iterable[str] = ()) -> Path:
+    """Checksum every file the manifest names (and ``extra_files``) and write ``manifest.json``.
+
+    Low level: a bundle that is in use is changed through :func:`edit`, never by rewriting files in
+    place.
+    """
     names = set(manifest.image_towers.values()) | set(manifest.classifiers.values())
-    names |= {manifest.labels, manifest.text_embeddings}
+    names |= {manifest.labels, manifest.text_embeddings, *extra_files}
     manifest.files = {}
     for name in sorted(names):
         p = folder / name
@@ -254,11 +258,16 @@ def unpack(tar_path: Path, target: Path) -> Path:
 
 
 def pack(folder: Path, tar_path: Path) -> Path:
-    """Write ``folder`` as an uncompressed tar (ONNX and npy barely compress)."""
-    with tarfile.open(tar_path, "w") as tar:
+    """Write ``folder`` as an uncompressed tar (ONNX and npy barely compress).
+
+    Written under a temporary name and renamed, so an interrupted pack never leaves a short archive.
+    """
+    tmp = tar_path.with_name(f".{tar_path.name}.partial")
+    with tarfile.open(tmp, "w") as tar:
         for p in sorted(folder.rglob("*")):
             if p.is_file() and "engines" not in p.relative_to(folder).parts:
                 tar.add(p, arcname=str(p.relative_to(folder)))
+    tmp.replace(tar_path)
     return tar_path
 
 
@@ -331,6 +340,10 @@ def load(path: Path | str, *, verify: bool = True, unpack_dir: Path | None = Non
     """Open a bundle folder or ``.tar``; verify checksums and format version unless told not to."""
     path = Path(path).expanduser()
     if not path.exists():
+        from lit_edge.bundle_edit import recover
+
+        recover(path)  # a swap killed half-way: put the verified bundle in place
+    if not path.exists():
         raise BundleError(
             f"bundle not found: {path}; build the starter with 'lit-edge export starter' or pass --bundle"
         )
@@ -349,6 +362,18 @@ def load(path: Path | str, *, verify: bool = True, unpack_dir: Path | None = Non
     if verify:
         bundle.verify()
     return bundle
+
+
+def edit(target: Path | str, **base):
+    """Change a bundle, or write a new one, through one staged, verified, atomic swap.
+
+    ``with edit(path) as staged: staged.set_rows(labels, matrix)`` edits ``path`` in place;
+    ``base=None`` starts from nothing, ``base=OTHER`` from another bundle. See
+    :mod:`lit_edge.bundle_edit` for the staged bundle's methods and the crash guarantees.
+    """
+    from lit_edge import bundle_edit
+
+    return bundle_edit.edit(target, **base)
 
 
 def _unpack_cache(tar_path: Path) -> Path:

@@ -47,12 +47,25 @@ def _model(checkpoint: str):
     )
 
 
-def _bundle_config(method: str, calib_images: int, classifiers: bool):
+Flavours = Annotated[
+    str,
+    typer.Option(
+        "--flavours",
+        help="Image towers to write, comma-separated: int8_cpu (ONNX Runtime on a CPU), int8_tensorrt "
+        "(TensorRT); fp32 is always written. Each INT8 tower is most of an export's time.",
+    ),
+]
+
+
+def _bundle_config(method: str, calib_images: int, classifiers: bool, flavours: str = ""):
     from dataclasses import replace
 
     from lit_edge.export.writer import BundleConfig
 
+    names = tuple(f.strip() for f in flavours.split(",") if f.strip())
     cfg = BundleConfig(calib_images=calib_images, classifiers=classifiers)
+    if names:
+        cfg = replace(cfg, flavours=names)
     return replace(
         cfg,
         quant_cpu=replace(cfg.quant_cpu, method=method),
@@ -108,6 +121,7 @@ def bundle(
     method: Method = "mixed",
     calib_images: CalibImages = 256,
     classifiers: Annotated[bool, typer.Option(help="Also write classifier graphs (output scores).")] = True,
+    flavours: Flavours = "fp32,int8_cpu,int8_tensorrt",
 ) -> None:
     """Write a bundle: fp32 + INT8 (cpu, tensorrt) image towers, classifiers, species, manifest."""
     from lit_edge.errors import UserError
@@ -116,7 +130,7 @@ def bundle(
     if species_file is None:
         raise UserError("export bundle: --species FILE is required (a CSV or a text file of names)")
     model, ckpt = _model(checkpoint)
-    cfg = _bundle_config(method, calib_images, classifiers)
+    cfg = _bundle_config(method, calib_images, classifiers, flavours)
     path = build_bundle(model, species_file, out, calib, cfg, checkpoint=ckpt, tar=tar)
     typer.echo(str(path))
 
@@ -136,12 +150,18 @@ def starter(
         bool, typer.Option("--force", help="Rebuild even if an up-to-date bundle exists.")
     ] = False,
     calib_images: CalibImages = 256,
+    flavours: Flavours = "fp32,int8_cpu,int8_tensorrt",
 ) -> None:
     """Build the default (starter) bundle the runtime uses when no bundle is named; reuses it if current."""
     from lit_edge.export.starter import StarterBundleConfig, ensure_starter_bundle
 
     cfg = StarterBundleConfig(
-        checkpoint=checkpoint, species=species_file, calib=calib, out=out, calib_images=calib_images
+        checkpoint=checkpoint,
+        species=species_file,
+        calib=calib,
+        out=out,
+        calib_images=calib_images,
+        bundle=_bundle_config("mixed", calib_images, True, flavours),
     )
     typer.echo(str(ensure_starter_bundle(cfg, force=force)))
 

@@ -2,7 +2,9 @@
 
 For smoke runs, tests and benchmarks on a machine without iNaturalist: each class is a colour and a
 shape (so a model can learn it), drawn with noise with OpenCV; ``train.json`` / ``val.json`` carry
-the iNat category fields (kingdom ... specific_epithet, common_name, image_dir_name).
+the iNat category fields (kingdom ... specific_epithet, common_name, image_dir_name), and
+``train_mini.json`` repeats ``train.json`` (iNat-2021's smaller training split, which
+``train/laptop.py`` reads). The default size fills one of ``laptop.py``'s global batches (128).
 
     python -m lit_edge.data.toy /tmp/toy-inat   # then: --set data.root=/tmp/toy-inat
 """
@@ -58,12 +60,13 @@ def _image(cls: int, rng: np.random.Generator, size: int) -> np.ndarray:
 def write_toy_inat(
     root: str | Path,
     classes: int = 8,
-    train_per_class: int = 4,
-    val_per_class: int = 2,
+    train_per_class: int = 20,
+    val_per_class: int = 5,
     size: int = 48,
     seed: int = 0,
 ) -> Path:
-    """Write ``train.json``, ``val.json`` and JPEGs under ``root``; returns ``root``."""
+    """Write ``train.json`` (and the same as ``train_mini.json``), ``val.json`` and JPEGs under
+    ``root``; returns ``root``."""
     root = Path(root)
     rng = np.random.default_rng(seed)
     categories = []
@@ -93,6 +96,8 @@ def write_toy_inat(
             "categories": categories,
         }
         (root / f"{split}.json").write_text(json.dumps(doc), encoding="utf-8")
+        if split == "train":
+            (root / "train_mini.json").write_text(json.dumps(doc), encoding="utf-8")
     return root
 
 

@@ -1,4 +1,7 @@
-"""Explicit INT8 (QDQ) image towers, calibrated on real images, for two targets.
+"""Explicit INT8 (QDQ) image towers, calibrated on real images, for two quantization targets.
+
+The target of a :class:`QuantConfig` picks the number formats (the bundle's ``int8_cpu`` and
+``int8_tensorrt`` image tower flavours are made with the ``cpu`` and ``tensorrt`` targets):
 
 - ``cpu``: uint8 activations, int8 per-channel weights. ONNX Runtime fuses the Q/DQ pairs into
   integer kernels on x86 and ARM, which is where the CPU speed-up comes from.
@@ -25,6 +28,7 @@ import onnx
 
 from lit_edge.errors import UserError
 from lit_edge.export import biascorr, fold, ranges
+from lit_edge.export.laps import Laps
 from lit_edge.export.ranges import RangeConfig
 
 log = logging.getLogger(__name__)
@@ -186,14 +190,18 @@ def quantize(
     images: np.ndarray,
     cfg: QuantConfig = QuantConfig(),
     calib_cache: Path | None = None,
+    timings: dict[str, float] | None = None,
 ) -> Path:
     """Write the INT8 QDQ version of ``fp32`` to ``out``, calibrated on uint8 NHWC ``images``.
 
     ``calib_cache`` (a JSON file) keeps the measured tensor ranges, so recipes that differ only in
     which layers stay float (the accuracy bench) calibrate once; it must belong to the same model,
-    images, method and target.
+    images, method and target. ``timings``, if given, receives the seconds of each step (``prepare``,
+    ``ranges``, ``quantize``, ``bias correction``).
     """
     from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
+
+    clock = Laps(timings)
 
     if len(images) == 0:
         raise UserError("no calibration images; pass a folder of real photos to --calib")
@@ -201,6 +209,7 @@ def quantize(
     with tempfile.TemporaryDirectory(prefix="lit-edge-quant-") as tmp:
         src = Path(tmp) / "pre.onnx"
         model = _prepared(fp32, cfg, src)
+        clock.lap("prepare")
         exclude = nodes_for_roles(model, cfg.keep_float, cfg.keep_first, cfg.keep_convs) + list(
             cfg.keep_nodes
         )
@@ -239,6 +248,7 @@ def quantize(
         if not cache.is_file():
             rcfg = RangeConfig(cfg.method, cfg.percentile, symmetric=symmetric, batch=cfg.batch)
             ranges.measure(src, images, rcfg, cache, cfg.op_types)
+        clock.lap("ranges")
         # its "bias exceeds int32" warnings are about dead channels, which bias correction fixes
         with _quiet_root_logger(logging.ERROR if cfg.bias_correction else logging.WARNING):
             quantize_static(
@@ -256,8 +266,10 @@ def quantize(
                 extra_options=extra,
                 calibration_cache_path=cache,
             )
+        clock.lap("quantize")
         if cfg.bias_correction:
             biascorr.correct(out, src, images, out)
+            clock.lap("bias correction")
     model = onnx.load(out)
     model.producer_name = "lit-edge"
     onnx.save(model, out)
@@ -275,51 +287,3 @@ def _quiet_root_logger(floor: int = logging.WARNING):
         yield
     finally:
         root.setLevel(level)
-
-
-@dataclass(frozen=True)
-class QdqConv:
-    """How one Conv of a QDQ graph is quantized (what the structure tests look at)."""
-
-    name: str
-    weight_quantized: bool
-    input_quantized: bool
-    weight_dtype: int | None
-    input_dtype: int | None
-    zero_points: tuple[int, ...]
-
-
-def inspect_convs(path: Path) -> list[QdqConv]:
-    """For every Conv: are its weight and input activation fed by DequantizeLinear, in which dtype,
-    with which zero points. Torch-free and ORT-free: reads the graph only."""
-    model = onnx.load(path)
-    producer = {o: n for n in model.graph.node for o in n.output}
-    inits = {i.name: onnx.numpy_helper.to_array(i) for i in model.graph.initializer}
-    consts = {
-        n.output[0]: onnx.numpy_helper.to_array(n.attribute[0].t)
-        for n in model.graph.node
-        if n.op_type == "Constant" and n.attribute and n.attribute[0].type == onnx.AttributeProto.TENSOR
-    }
-    values = {**inits, **consts}
-
-    def dq(name: str):
-        node = producer.get(name)
-        if node is None or node.op_type != "DequantizeLinear":
-            return None, ()
-        zp = values.get(node.input[2]) if len(node.input) > 2 and node.input[2] else None
-        x = values.get(node.input[0])
-        if x is None:  # activation: DQ <- Q, dtype is the zero point's
-            dtype = onnx.helper.np_dtype_to_tensor_dtype(zp.dtype) if zp is not None else None
-        else:
-            dtype = onnx.helper.np_dtype_to_tensor_dtype(x.dtype)
-        zps = tuple(int(v) for v in np.ravel(zp)) if zp is not None else (0,)
-        return dtype, zps
-
-    out = []
-    for n in model.graph.node:
-        if n.op_type != "Conv":
-            continue
-        in_t, in_zp = dq(n.input[0])
-        w_t, w_zp = dq(n.input[1])
-        out.append(QdqConv(n.name, w_t is not None, in_t is not None, w_t, in_t, in_zp + w_zp))
-    return out

@@ -19,7 +19,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
-import onnx
 
 from lit_edge.export import quantize as qz
 
@@ -44,10 +43,6 @@ def _run(path: Path, images: np.ndarray) -> np.ndarray:
     from lit_edge.export.onnx_export import run_ort
 
     return run_ort(path, images, threads=2)
-
-
-def conv_names(fp32: Path) -> list[str]:
-    return [n.name for n in onnx.load(fp32).graph.node if n.op_type == "Conv"]
 
 
 def layer_scores(

@@ -2,7 +2,7 @@
 
 Adding a species to the field kit needs only its name: re-encode the list with the template
 ensemble (no images, no retraining; seconds on a laptop), and the bundle's ``labels.csv``, matrix,
-classifier graphs and checksums are rewritten together (:func:`lit_edge.export.bundle.set_species`).
+classifier graphs and checksums are rewritten together (:func:`lit_edge.export.writer.set_species`).
 """
 
 from __future__ import annotations
@@ -82,52 +82,27 @@ def write_species(model, species_file: Path, out_dir: Path, cfg: SpeciesConfig =
 def set_background(bundle_dir: Path, labels: Sequence[Label], matrix: np.ndarray, info: dict) -> Path:
     """Replace the bundle's background rows (``blank``) with ``labels``/``matrix``; keep its species.
 
-    The species rows stay bit-identical and keep their ids; the new rows follow them. ``labels.csv``,
-    the matrix, the classifier graphs and the checksums are rewritten in a sibling copy that is
-    verified and then swapped in, so a reader never sees a half-written bundle. ``info`` goes into
-    the manifest's ``extra["background"]`` (what made the rows, so a stale recipe is noticed).
-    An empty ``labels`` removes the background rows.
+    The species rows stay bit-identical and keep their ids; the new rows follow them. One staged
+    edit (:func:`lit_edge.bundle.edit`) rewrites ``labels.csv``, the matrix, the classifier graphs
+    and the checksums. ``info`` goes into the manifest's ``extra["background"]`` (what made the
+    rows, so a stale recipe is noticed). An empty ``labels`` removes the background rows.
     """
-    import shutil
-
     from lit_edge import bundle as bf
-    from lit_edge.export import head
 
-    b = bf.load(bundle_dir)
-    keep = [i for i, lab in enumerate(b.labels) if not lab.is_blank]
-    species = [b.labels[i] for i in keep]
-    first = max((lab.id for lab in species), default=-1) + 1
-    rows = [Label(first + k, BLANK, lab.common_name, lab.ranks) for k, lab in enumerate(labels)]
-    dim = b.text_embeddings.shape[1]
-    extra = np.asarray(matrix, np.float32).reshape(len(rows), -1) if rows else np.zeros((0, dim), np.float32)
-    if extra.shape[1] != dim:
-        raise ValueError(f"background rows are {extra.shape[1]}-d, the bundle's matrix {dim}-d")
-    full = np.concatenate([b.text_embeddings[keep], extra])
-
-    root = Path(b.root)
-    work = root.with_name(root.name + ".background")
-    shutil.rmtree(work, ignore_errors=True)
-    shutil.copytree(root, work, ignore=shutil.ignore_patterns("engines"))
-    m = b.manifest
-    np.save(work / m.text_embeddings, np.ascontiguousarray(full), allow_pickle=False)
-    write_labels(work / m.labels, [*species, *rows])
-    for flavour, name in m.classifiers.items():
-        head.add_scores_head(
-            work / m.image_towers[flavour], work / name, full, m.model.logit_scale, m.model.logit_bias
+    with bf.edit(bundle_dir) as staged:
+        keep = [i for i, lab in enumerate(staged.labels) if not lab.is_blank]
+        species = [staged.labels[i] for i in keep]
+        rows = [Label(0, BLANK, lab.common_name, lab.ranks) for lab in labels]
+        dim = staged.matrix.shape[1]
+        extra = (
+            np.asarray(matrix, np.float32).reshape(len(rows), -1) if rows else np.zeros((0, dim), np.float32)
         )
-    m.num_classes = len(full)
-    if rows:
-        m.extra["background"] = {**info, "rows": len(rows)}
-    else:
-        m.extra.pop("background", None)
-    bf.write_manifest(work, m)
-    bf.load(work)  # verify before it replaces anything
-    old = root.with_name(root.name + ".old")
-    shutil.rmtree(old, ignore_errors=True)
-    root.replace(old)
-    work.replace(root)
-    if (old / "engines").is_dir():  # TensorRT engines depend on the image tower only: keep them
-        (old / "engines").replace(root / "engines")
-    shutil.rmtree(old, ignore_errors=True)
-    log.info("%s: %d background rows after %d species", root, len(rows), len(species))
-    return root
+        if extra.shape[1] != dim:
+            raise ValueError(f"background rows are {extra.shape[1]}-d, the bundle's matrix {dim}-d")
+        staged.set_rows([*species, *rows], np.concatenate([staged.matrix[keep], extra]))
+        if rows:
+            staged.manifest.extra["background"] = {**info, "rows": len(rows)}
+        else:
+            staged.manifest.extra.pop("background", None)
+    log.info("%s: %d background rows after %d species", staged.target, len(rows), len(species))
+    return staged.target

@@ -113,10 +113,14 @@ class ImageTower(nn.Module):
 
     # forward ---------------------------------------------------------------------------------
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.embed_from_trunk(self.trunk(x))
+
+    def embed_from_trunk(self, features: torch.Tensor) -> torch.Tensor:
+        """The embedding from the trunk's output (what a feature cache of the trunk stores): the
+        projection for ``proj``, ``sqrt(softmax)`` of the ImageNet logits for ``class_dist``."""
         if self.cfg.embed == "class_dist":
-            logits = self.trunk(x)
-            return F.softmax(logits.float(), dim=-1).sqrt()
-        return self.proj(self.trunk(x))
+            return F.softmax(features.float(), dim=-1).sqrt()
+        return self.proj(features)
 
     def classify(self, x: torch.Tensor) -> torch.Tensor:
         """The backbone's own classifier logits (``class_dist`` towers only)."""

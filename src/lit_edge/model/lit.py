@@ -63,7 +63,21 @@ class LiTModel(nn.Module):
     def encode_text(
         self, tokens: dict[str, torch.Tensor] | torch.Tensor, normalize: bool = True
     ) -> torch.Tensor:
-        feats = self.text_tower(tokens)
+        return self.text_from_head(self.text_head(self.encode_text_pooled(tokens)), normalize)
+
+    # encode_text in the pieces the trainer needs (a locked encoder's features are cached; the
+    # distill loss fits the head's output): encode_text == text_from_head(text_head(pooled))
+    def encode_text_pooled(self, tokens: dict[str, torch.Tensor] | torch.Tensor) -> torch.Tensor:
+        """The text encoder's pooled features (the head's input; cacheable when the encoder is locked)."""
+        return self.text_tower.encode_pooled(tokens)
+
+    def text_head(self, pooled: torch.Tensor) -> torch.Tensor:
+        """The text head's output: class logits for ``sqrt_softmax`` towers (what ``distill`` fits)."""
+        return self.text_tower.head(pooled)
+
+    def text_from_head(self, head_out: torch.Tensor, normalize: bool = True) -> torch.Tensor:
+        """The text embedding from the head's output (``encode_text``'s last step)."""
+        feats = self.text_tower.embed_from_head(head_out)
         return F.normalize(feats, dim=-1) if normalize else feats
 
     def forward(self, images: torch.Tensor | None = None, text=None) -> dict:

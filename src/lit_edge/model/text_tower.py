@@ -142,20 +142,37 @@ class TextTower(nn.Module):
             for p in m.parameters():
                 p.requires_grad = False
 
-    def forward(self, tokens: dict[str, torch.Tensor] | torch.Tensor) -> torch.Tensor:
+    # forward, in the pieces training needs -----------------------------------------------------
+    # tokens -> encode_pooled -> pooled (what a locked encoder's feature cache stores) -> head ->
+    # embed_from_head -> embedding. forward() is exactly their composition; the trainer calls the
+    # pieces, so a cached run and an uncached one compute the same function.
+    def encode_pooled(self, tokens: dict[str, torch.Tensor] | torch.Tensor) -> torch.Tensor:
+        """The encoder's pooled features ``[N, width]`` (the head's input) of a token dict or ids."""
         if isinstance(tokens, torch.Tensor):
-            input_ids = tokens
-            mask = (input_ids != self.encoder.config.pad_token_id).long()
+            input_ids, mask = tokens, None
         else:
-            input_ids = tokens["input_ids"]
-            mask = tokens.get("attention_mask")
-            if mask is None:
-                mask = (input_ids != self.encoder.config.pad_token_id).long()
+            input_ids, mask = tokens["input_ids"], tokens.get("attention_mask")
+        if mask is None:
+            mask = (input_ids != self.encoder.config.pad_token_id).long()
         device = self.encoder.transformer.get_input_embeddings().weight.device
         input_ids, mask = input_ids.to(device), mask.to(device)  # tokenize() returns CPU tensors
         out = self.encoder.transformer(input_ids=input_ids, attention_mask=mask)
-        pooled = self.encoder.pooler(out, mask)
-        x = self.head(pooled)
+        return self.encoder.pooler(out, mask)
+
+    def embed_from_head(self, head_out: torch.Tensor) -> torch.Tensor:
+        """The embedding (not yet L2-normalised for ``l2``) from the head's output.
+
+        ``sqrt_softmax`` is computed as ``exp(log_softmax / 2)``, not ``softmax().sqrt()``: a class
+        whose probability underflows to 0 would get sqrt's infinite slope there, and 0 * inf turns
+        the whole gradient into NaN.
+        """
         if self.cfg.output == "sqrt_softmax":
-            return F.softmax(x.float(), dim=-1).sqrt()
-        return x
+            return torch.exp(0.5 * F.log_softmax(head_out.float(), dim=-1))
+        return head_out
+
+    def embed_from_pooled(self, pooled: torch.Tensor) -> torch.Tensor:
+        """The embedding from pooled features: head, then the output function."""
+        return self.embed_from_head(self.head(pooled))
+
+    def forward(self, tokens: dict[str, torch.Tensor] | torch.Tensor) -> torch.Tensor:
+        return self.embed_from_pooled(self.encode_pooled(tokens))

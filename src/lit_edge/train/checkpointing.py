@@ -4,7 +4,8 @@
 ``model.safetensors``, ``config.json``, ``optimizer.safetensors`` + ``optimizer.json``) whose
 ``extra`` holds the step, the sampler position and the training config. It is written under a
 temporary name and renamed into place, so a run killed mid-write leaves either the previous
-checkpoint or the new one, never half of one. The sampler and RNG state are a pure function of
+checkpoint or the new one, never half of one. ``checkpoints/last`` is a symbolic link to the newest
+(``lit-edge train eval runs/NAME/checkpoints/last``), replaced atomically after each save. The sampler and RNG state are a pure function of
 ``(seed, step)`` (see :mod:`lit_edge.train.batches`), so the step is all that a resume needs.
 """
 
@@ -64,7 +65,19 @@ def save(out_dir: str | Path, step: int, model, optimizer, extra: dict, keep: in
         shutil.rmtree(old, ignore_errors=True)
     for stale in root.glob(".tmp-step-*"):  # left by a killed run
         shutil.rmtree(stale, ignore_errors=True)
+    _point_last(root, final.name)
     return final
+
+
+def _point_last(root: Path, name: str) -> None:
+    """``root/last`` -> ``name`` (relative, so the run folder can move), swapped in atomically."""
+    tmp = root / f".last-{os.getpid()}"
+    try:
+        tmp.unlink(missing_ok=True)
+        os.symlink(name, tmp, target_is_directory=True)
+        os.replace(tmp, root / "last")
+    except OSError as exc:  # no symlinks here (some Windows setups): the step folders still work
+        log.debug("no checkpoints/last link: %s", exc)
 
 
 def load_into(folder: Path, model, optimizer) -> dict:

@@ -23,7 +23,28 @@ from pathlib import Path
 
 from lit_edge.data.config import DataConfig
 from lit_edge.errors import UserError
-from lit_edge.train.loss import LossConfig
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    """Which loss to train with (:func:`lit_edge.train.loss.create_loss` builds it).
+
+    ``kind`` is ``softmax`` (CLIP), ``sigmoid`` (SigLIP; uses the model's logit bias) or
+    ``distill`` (soft cross-entropy to the locked tower's class distribution; ``class_dist`` models).
+    ``multi_positive`` counts every same-class pair of a batch as a positive (contrastive kinds).
+    ``learn_logit_scale`` off keeps the model's logit scale (and bias) at their initial values, e.g.
+    a scale chosen for scoring that the loss should not move.
+    """
+
+    kind: str = "softmax"
+    multi_positive: bool = False
+    learn_logit_scale: bool = True
+
+    def __post_init__(self) -> None:
+        from lit_edge.train.loss import LOSSES
+
+        if self.kind not in LOSSES:
+            raise UserError(f"unknown loss.kind {self.kind!r}; use one of {', '.join(LOSSES)}")
 
 
 @dataclass(frozen=True)
@@ -67,7 +88,11 @@ class TextConfig:
 
 @dataclass(frozen=True)
 class EvalConfig:
-    """Evaluators run by name every ``every_steps`` (0 = only at the end) on a held-out split."""
+    """Evaluators run by name every ``every_steps`` (0 = only at the end) on a held-out split.
+
+    ``data.root`` empty (the default) follows the training data: the same root and format, with
+    ``data.split`` (``val``) as the held-out split. Set it to evaluate on other data.
+    """
 
     evaluators: tuple[str, ...] = ("zeroshot",)
     every_steps: int = 0
@@ -104,6 +129,13 @@ class TrainConfig:
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+    def eval_config(self) -> EvalConfig:
+        """``eval`` with its data resolved: an empty ``eval.data.root`` follows ``data`` (root, format)."""
+        if self.eval.data.root:
+            return self.eval
+        data = dataclasses.replace(self.eval.data, root=self.data.root, format=self.data.format)
+        return dataclasses.replace(self.eval, data=data)
 
     @classmethod
     def from_dict(cls, d: dict) -> TrainConfig:

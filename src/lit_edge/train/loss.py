@@ -19,38 +19,33 @@ fitted to its own image's distribution with a soft cross-entropy ``H(q, softmax(
 relative to the other rows of the batch, so overlapping targets (a genus and its species; a cat
 breed and "domestic cat") are not pushed apart as negatives. It needs no other rank's rows: the
 mean of the ranks' losses is already the global-batch loss.
+
+:func:`create_loss` is the one place a :class:`~lit_edge.train.config.LossConfig` becomes a loss
+(open_clip's ``create_loss``): every loss takes the same :class:`LossInputs` and uses what it needs.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
 
-@dataclass(frozen=True)
-class LossConfig:
-    """Which contrastive loss to train with.
+@dataclass
+class LossInputs:
+    """What a training step hands to the loss: this rank's rows (row ``i`` of each is a pair)."""
 
-    ``kind`` is ``softmax`` (CLIP), ``sigmoid`` (SigLIP; uses the model's logit bias) or
-    ``distill`` (soft cross-entropy to the locked tower's class distribution; ``class_dist`` models).
-    ``learn_logit_scale`` off keeps the model's logit scale (and bias) at their initial values, e.g.
-    a scale chosen for scoring that the loss should not move.
-    """
-
-    kind: str = "softmax"
-    multi_positive: bool = False
-    learn_logit_scale: bool = True
-
-    def __post_init__(self) -> None:
-        if self.kind not in KINDS:
-            from lit_edge.errors import UserError
-
-            raise UserError(f"unknown loss.kind {self.kind!r}; use one of {', '.join(KINDS)}")
+    image: torch.Tensor  # [n, D] L2-normalised image embeddings
+    text: torch.Tensor  # [n, D] L2-normalised text embeddings
+    text_head: torch.Tensor  # [n, D] the text head's output (class logits for sqrt_softmax towers)
+    logit_scale: torch.Tensor  # already exponentiated
+    logit_bias: torch.Tensor | None = None
+    labels: torch.Tensor | None = None  # class indices [n] (multi_positive needs them)
 
 
-KINDS = ("softmax", "sigmoid", "distill")
+Loss = Callable[[LossInputs], torch.Tensor]
 
 
 def _world() -> tuple[int, int]:
@@ -107,37 +102,38 @@ def contrastive_loss(
     logit_scale: torch.Tensor,
     logit_bias: torch.Tensor | None = None,
     labels: torch.Tensor | None = None,
-    config: LossConfig = LossConfig(),
+    kind: str = "softmax",
+    multi_positive: bool = False,
 ) -> torch.Tensor:
     """The loss of this rank's rows; its mean over ranks is the global-batch loss.
 
-    ``image``/``text`` are this rank's L2-normalised embeddings ``[n, D]`` (row i of each is a pair),
-    ``logit_scale`` is already exponentiated, ``labels`` are class indices ``[n]`` (needed for
-    ``multi_positive``).
+    ``kind`` is ``softmax`` (CLIP) or ``sigmoid`` (SigLIP). ``image``/``text`` are this rank's
+    L2-normalised embeddings ``[n, D]`` (row i of each is a pair), ``logit_scale`` is already
+    exponentiated, ``labels`` are class indices ``[n]`` (needed for ``multi_positive``).
     """
+    if kind not in ("softmax", "sigmoid"):
+        raise ValueError(f"contrastive loss kind {kind!r}: use 'softmax' or 'sigmoid'")
     rank, _ = _world()
     n = image.shape[0]
     all_image = gather_features(image)
     all_text = gather_features(text)
-    use_labels = config.multi_positive and labels is not None
+    use_labels = multi_positive and labels is not None
     local_labels = labels if use_labels else None
     all_labels = gather_labels(labels) if use_labels else None
     targets = _targets(local_labels, all_labels, n, rank * n, all_image.shape[0]).to(image.device)
 
     logits_i2t = logit_scale * image @ all_text.T  # local images vs all texts
-    logits_t2i = logit_scale * text @ all_image.T  # local texts vs all images
-    if config.kind == "softmax":
+    if kind == "softmax":
+        logits_t2i = logit_scale * text @ all_image.T  # local texts vs all images
         soft = targets / targets.sum(dim=1, keepdim=True)
         loss_i = -(soft * F.log_softmax(logits_i2t, dim=1)).sum(dim=1).mean()
         loss_t = -(soft * F.log_softmax(logits_t2i, dim=1)).sum(dim=1).mean()
         return (loss_i + loss_t) / 2
-    if config.kind == "sigmoid":
-        # SigLIP scores every (image, text) pair once; local rows x all columns covers each pair
-        # exactly once over the ranks. Normalised by the number of images, as in the paper.
-        bias = logit_bias if logit_bias is not None else torch.zeros((), device=image.device)
-        signs = 2.0 * targets - 1.0
-        return -F.logsigmoid(signs * (logits_i2t + bias)).sum() / n
-    raise ValueError(f"unknown loss kind {config.kind!r}; use 'softmax' or 'sigmoid'")
+    # SigLIP scores every (image, text) pair once; local rows x all columns covers each pair
+    # exactly once over the ranks. Normalised by the number of images, as in the paper.
+    bias = logit_bias if logit_bias is not None else torch.zeros((), device=image.device)
+    signs = 2.0 * targets - 1.0
+    return -F.logsigmoid(signs * (logits_i2t + bias)).sum() / n
 
 
 def distillation_loss(image: torch.Tensor, text_logits: torch.Tensor) -> torch.Tensor:
@@ -150,3 +146,35 @@ def distillation_loss(image: torch.Tensor, text_logits: torch.Tensor) -> torch.T
     q = image.float().square()
     q = q / q.sum(dim=1, keepdim=True).clamp_min(1e-12)
     return -(q * F.log_softmax(text_logits.float(), dim=1)).sum(dim=1).mean()
+
+
+def create_loss(cfg) -> Loss:
+    """The loss a :class:`~lit_edge.train.config.LossConfig` names, as ``loss(LossInputs) -> scalar``."""
+    return LOSSES[cfg.kind](cfg)
+
+
+def _softmax(cfg) -> Loss:
+    def loss(x: LossInputs) -> torch.Tensor:
+        return contrastive_loss(x.image, x.text, x.logit_scale, None, x.labels, "softmax", cfg.multi_positive)
+
+    return loss
+
+
+def _sigmoid(cfg) -> Loss:
+    def loss(x: LossInputs) -> torch.Tensor:
+        return contrastive_loss(
+            x.image, x.text, x.logit_scale, x.logit_bias, x.labels, "sigmoid", cfg.multi_positive
+        )
+
+    return loss
+
+
+def _distill(cfg) -> Loss:
+    def loss(x: LossInputs) -> torch.Tensor:
+        return distillation_loss(x.image, x.text_head)
+
+    return loss
+
+
+#: ``loss.kind`` -> factory. A new loss is one function here (and nothing else to change).
+LOSSES: dict[str, Callable[..., Loss]] = {"softmax": _softmax, "sigmoid": _sigmoid, "distill": _distill}

@@ -38,7 +38,6 @@ from lit_edge.errors import UserError
 from lit_edge.taxonomy import caption
 from lit_edge.train import distributed
 from lit_edge.train.progress import progress_bar
-from lit_edge.train.towers import pooled_text
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +86,7 @@ def encode_texts(model, texts: list[str], batch_size: int, bar=None) -> np.ndarr
                 return_tensors="pt",
             )
             tokens = {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]}
-            out[idx] = pooled_text(model, tokens).float().cpu().numpy()
+            out[idx] = model.encode_text_pooled(tokens).float().cpu().numpy()
             if bar is not None:
                 bar.advance(len(idx))
     finally:

@@ -35,18 +35,11 @@ from lit_edge.train.batches import CachedSource, EpochSampler, OnlineSource
 from lit_edge.train.cache import FeatureCache
 from lit_edge.train.config import OptimConfig, TrainConfig
 from lit_edge.train.evaluate import make_evaluators
-from lit_edge.train.loss import contrastive_loss, distillation_loss
+from lit_edge.train.loss import Loss, LossInputs, create_loss
 from lit_edge.train.metrics import MetricsWriter
 from lit_edge.train.progress import progress_bar
 from lit_edge.train.text_cache import TextFeatureCache, all_captions, open_text_cache
-from lit_edge.train.towers import (
-    cache_stage,
-    embed_cached,
-    pooled_text,
-    text_embedding,
-    text_head,
-    tower_hash,
-)
+from lit_edge.train.towers import cache_stage, embed_cached, tower_hash
 
 log = logging.getLogger(__name__)
 
@@ -187,8 +180,15 @@ def _source(cfg: TrainConfig, model, ctx: distributed.DistContext):
 
 
 def _loss(
-    model, batch, stage, cfg: TrainConfig, ctx: distributed.DistContext, texts_cache: TextFeatureCache | None
+    model,
+    loss: Loss,
+    batch,
+    stage,
+    cfg: TrainConfig,
+    ctx: distributed.DistContext,
+    texts_cache: TextFeatureCache | None,
 ) -> torch.Tensor:
+    """One step's loss: the model's own forward pieces on this rank's rows, then the configured loss."""
     inputs, labels, texts = batch.inputs, batch.labels, batch.texts
     if stage is None and ctx.world > 1:  # online: unreadable images dropped; ranks need equal rows
         n = distributed.min_int(len(labels), ctx.device)
@@ -201,13 +201,17 @@ def _loss(
         pooled = texts_cache.lookup(texts).to(ctx.device)
     else:
         with torch.set_grad_enabled(not cfg.text.lock_encoder):
-            pooled = pooled_text(model, model.tokenize(texts))
-    head = text_head(model, pooled)
-    if cfg.loss.kind == "distill":
-        return distillation_loss(image, head)
-    text = text_embedding(model, head)
-    return contrastive_loss(
-        image, text, model.logit_scale.exp(), model.logit_bias, labels.to(ctx.device), cfg.loss
+            pooled = model.encode_text_pooled(model.tokenize(texts))
+    head = model.text_head(pooled)
+    return loss(
+        LossInputs(
+            image=image,
+            text=model.text_from_head(head, normalize=True),
+            text_head=head,
+            logit_scale=model.logit_scale.exp(),
+            logit_bias=model.logit_bias,
+            labels=labels.to(ctx.device),
+        )
     )
 
 
@@ -238,6 +242,7 @@ def _train(cfg: TrainConfig, resume: bool, ctx: distributed.DistContext) -> Trai
     _train_mode(model, cfg)
     total = cfg.max_steps or cfg.epochs * sampler.steps_per_epoch
     optimizer, params = make_optimizer(model, cfg.optim)
+    loss_fn = create_loss(cfg.loss)
 
     start = 0
     existing = checkpointing.latest_checkpoint(out_dir)
@@ -254,7 +259,15 @@ def _train(cfg: TrainConfig, resume: bool, ctx: distributed.DistContext) -> Trai
         out_dir.mkdir(parents=True, exist_ok=True)
         (out_dir / "train_config.json").write_text(_config_json(cfg), encoding="utf-8")
     metrics = MetricsWriter(out_dir, enabled=ctx.is_main)
-    evaluators = make_evaluators(cfg.eval, ctx.device) if ctx.is_main and cfg.eval.evaluators else []
+    evaluators = []
+    if ctx.is_main and cfg.eval.evaluators:
+        if not cfg.eval.data.root and cfg.data.format != "inat":
+            log.warning(
+                "eval.data.root is not set and %s data has no held-out split: evaluating on the "
+                "training images; set eval.data.root to held-out data",
+                cfg.data.format,
+            )
+        evaluators = make_evaluators(cfg.eval_config(), ctx.device)
     local_batch = cfg.global_batch // ctx.world
     log.info(
         "training %s: %d steps (%d per epoch), global batch %d over %d rank(s), %s mode",
@@ -280,7 +293,7 @@ def _train(cfg: TrainConfig, resume: bool, ctx: distributed.DistContext) -> Trai
             for g in optimizer.param_groups:
                 g["lr"] = lr
             torch.manual_seed((cfg.seed * 1_000_003 + step * 101 + ctx.rank) & 0x7FFFFFFF)  # dropout
-            loss = _loss(model, batch, stage, cfg, ctx, texts_cache)
+            loss = _loss(model, loss_fn, batch, stage, cfg, ctx, texts_cache)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             distributed.average_gradients(params)
