@@ -29,7 +29,11 @@ def tag(
     folder: Annotated[str, typer.Argument(help="A folder (recursive), an image file or a quoted glob.")],
     db: Annotated[
         Path | None,
-        typer.Option("--db", help="SQLite database. Default: FOLDER/lit-edge.db (./lit-edge.db for a glob)."),
+        typer.Option(
+            "--db",
+            help="SQLite database, or a folder for it. Default: FOLDER/lit-edge.db (./lit-edge.db for a "
+            "glob); with --shard, lit-edge.shard-I-of-N.db.",
+        ),
     ] = None,
     retry_failed: Annotated[
         bool, typer.Option("--retry-failed", help="Also redo photos that failed in an earlier run.")
@@ -55,13 +59,26 @@ def tag(
             "(0 = one per core up to 4 on CPU, 1 on GPU). --workers 1 --threads N is one N-thread session.",
         ),
     ] = 0,
+    shard: Annotated[
+        str | None,
+        typer.Option(
+            "--shard",
+            metavar="I/N",
+            help="Tag only shard I (0 to N-1) of N, split by a hash of each path in the folder, into "
+            "its own database (join them with 'lit-edge db merge'). Under a Slurm job array it is "
+            "read from SLURM_ARRAY_TASK_ID/COUNT when not given.",
+        ),
+    ] = None,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar.")] = True,
 ) -> None:
+    from lit_edge.device import shard as sharding
     from lit_edge.device.tagger import GracefulStop, TagConfig, default_db, run_tag
 
+    part = sharding.resolve(shard)
     config = TagConfig(
         source=folder,
-        db=db or default_db(folder),
+        db=sharding.db_path(db, default_db(folder), part),
+        shard=part,
         engine=engine_config(
             bundle, backend, precision, threads, top_k, threshold, margin, species, blank_threshold
         ),
@@ -73,7 +90,7 @@ def tag(
         result = run_tag(config, progress=update, stop=stop)
     s = result.summary
     typer.echo(
-        f"tagged {result.processed} photo(s) in {result.seconds:.1f} s "
+        (f"shard {part}: " if part else "") + f"tagged {result.processed} photo(s) in {result.seconds:.1f} s "
         f"({result.processed / max(result.seconds, 1e-9):.0f}/s); {result.skipped} already done; "
         f"{result.failed} failed; database {config.db}"
     )

@@ -34,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
+from lit_edge.device import shard as sharding
 from lit_edge.device.decode import DecodeError, decode_file
 from lit_edge.device.pipeline import Engine, EngineConfig
 from lit_edge.device.sources import list_files, parse_address
@@ -56,6 +57,7 @@ class TagConfig:
     decoders: int = 0  # decode threads; 0 = one per usable core
     own_sessions: bool = False  # a model session per worker instead of one shared (more memory)
     commit_every: int = 256  # records per database transaction
+    shard: sharding.Shard | None = None  # only this shard of the files (see device/shard.py)
 
 
 @dataclass(frozen=True)
@@ -194,6 +196,7 @@ def run_tag(
             engine = pending.result()
     else:
         files = list_files(spec)
+    files = sharding.select(files, sharding.base_of(spec.kind, spec.target), config.shard)
     how = plan(config, engine.backend.name)
     store = Store(config.db, batch=config.commit_every)
     skip = store.done_paths(config.retry_failed)
