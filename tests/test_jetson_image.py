@@ -16,9 +16,10 @@ import ast
 import importlib.util
 import re
 import sys
-import tomllib
 from importlib.metadata import PackageNotFoundError, packages_distributions, requires
 from pathlib import Path
+
+import tomllib
 
 REPO = Path(__file__).resolve().parents[1]
 SRC = REPO / "src"
