@@ -133,7 +133,9 @@ def main() -> None:
         for suffix in ("", "-wal", "-shm"):
             Path(f"{p}{suffix}").unlink(missing_ok=True)
     results.append(("merge", args.rows, *timed([*CLI, "db", "merge", str(out), *map(str, parts)])))
-    results.append(("merge again (adds nothing)", args.rows, *timed([*CLI, "db", "merge", str(out), *map(str, parts)])))
+    results.append(
+        ("merge again (adds nothing)", args.rows, *timed([*CLI, "db", "merge", str(out), *map(str, parts)]))
+    )
     results.append(("plain append (no rules)", args.rows,
                     *timed([sys.executable, "-c", APPEND, str(args.work / "appended.db"), *map(str, parts)])))  # fmt: skip
     if args.embed_rows:
@@ -145,14 +147,18 @@ def main() -> None:
                         *timed([*CLI, "db", "merge", str(eout), *map(str, eparts)])))  # fmt: skip
 
     load = os.getloadavg()
-    print(f"\nlit-edge db merge: {args.shards} shards; {os.cpu_count()} cores, load {load[0]:.1f} {load[1]:.1f}")
+    print(
+        f"\nlit-edge db merge: {args.shards} shards; {os.cpu_count()} cores, load {load[0]:.1f} {load[1]:.1f}"
+    )
     print(f"{'':34} {'rows':>10} {'wall s':>8} {'s per 1M':>9} {'peak MB':>8} {'vs append':>10}")
     base = results[2][2] / results[2][1]
     for name, rows, wall, rss in results:
         per_m = wall / rows * 1e6
         print(f"{name:34} {rows:>10,} {wall:>8.1f} {per_m:>9.1f} {rss:>8.0f} {per_m / (base * 1e6):>9.2f}x")
     size = sum(p.stat().st_size for p in parts) / 1e6
-    print(f"shard files: {size:.0f} MB for {args.rows:,} rows; goal: merge of 1,000,000 rows <= 60 s, <= 500 MB")
+    print(
+        f"shard files: {size:.0f} MB for {args.rows:,} rows; goal: merge of 1,000,000 rows <= 60 s, <= 500 MB"
+    )
 
 
 if __name__ == "__main__":

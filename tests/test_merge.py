@@ -34,7 +34,9 @@ def _rows(db: Path, sql: str, args=()):
 
 
 def _tag(folder: Path, *args) -> str:
-    r = runner.invoke(app, ["tag", str(folder), "--no-progress", "--workers", "1", "--threads", "1", *map(str, args)])
+    r = runner.invoke(
+        app, ["tag", str(folder), "--no-progress", "--workers", "1", "--threads", "1", *map(str, args)]
+    )
     assert r.exit_code == 0, r.output
     return r.output
 
@@ -107,7 +109,9 @@ def test_merge_holds_every_photo_once_with_its_runs_and_is_idempotent(shards, tm
     assert sorted(r[2] for r in runs) == ["0/3", "1/3", "2/3"]
     # each media row points at the run of its own shard, remapped
     assert _rows(out, "SELECT COUNT(*) FROM media WHERE run_id NOT IN (SELECT id FROM runs)") == [(0,)]
-    assert _rows(out, "SELECT COUNT(*) FROM predictions WHERE media_id NOT IN (SELECT id FROM media)") == [(0,)]
+    assert _rows(out, "SELECT COUNT(*) FROM predictions WHERE media_id NOT IN (SELECT id FROM media)") == [
+        (0,)
+    ]
 
     before = _content(out)
     again = _merge(out, *reversed(parts))
