@@ -206,3 +206,68 @@ def test_bad_inputs_are_one_line_errors(shards, tmp_path):
     ):
         said = _merge(*args, code=2)
         assert said.startswith("error: ") and words in said and said.count("\n") == 1, said
+
+
+def _store_shard(db: Path, shard: str, paths: list[str], seed: int) -> dict[str, bytes]:
+    """A shard written by the real Store, with embeddings; returns each path's stored vector bytes."""
+    from lit_edge.db.schema import connect
+    from lit_edge.db.writer import MediaRecord, RunInfo, Store
+
+    rng = np.random.default_rng(seed)
+    with Store(db) as store:
+        store.start_run(RunInfo("tag", "/cards", shard=shard))
+        for p in paths:
+            store.put(MediaRecord(path=p, embedding=rng.normal(size=16).astype(np.float32)))
+    conn = connect(db)
+    try:
+        return dict(
+            conn.execute("SELECT m.path, e.vector FROM embeddings e JOIN media m ON m.id = e.media_id")
+        )
+    finally:
+        conn.close()
+
+
+def test_embeddings_and_annotation_histories_follow_their_photos(tmp_path):
+    from lit_edge.db.schema import connect
+    from lit_edge.db.writer import NewAnnotation, add_annotation, undo_annotation
+
+    a, b, c, out = tmp_path / "a.db", tmp_path / "b.db", tmp_path / "c.db", tmp_path / "all.db"
+    vec = _store_shard(a, "0/2", [f"/cards/{i}.jpg" for i in range(0, 10, 2)], seed=1)
+    vec |= _store_shard(b, "1/2", [f"/cards/{i}.jpg" for i in range(1, 10, 2)], seed=2)
+    conn = connect(a)  # a reviewer works on shard a before the merge: says, corrects, undoes
+    try:
+        (mid,) = conn.execute("SELECT id FROM media WHERE path = '/cards/0.jpg'").fetchone()
+        first = add_annotation(conn, NewAnnotation(mid, "Vulpes vulpes", "animal", reviewer="ana"))
+        second = add_annotation(
+            conn, NewAnnotation(mid, "Meles meles", "animal", reviewer="ana", replaces=first)
+        )
+        undo_annotation(conn, second, reviewer="ana")
+    finally:
+        conn.close()
+
+    said = _merge(out, b, a)  # b first: ids in OUT differ from a's
+    assert "3 annotation(s) added" in said
+    got = dict(_rows(out, "SELECT m.path, e.vector FROM embeddings e JOIN media m ON m.id = e.media_id"))
+    assert got == vec  # every embedding, byte for byte, on its own photo
+    assert _rows(
+        out,
+        "SELECT COUNT(*) FROM embeddings e JOIN media m ON m.id = e.media_id WHERE e.run_id IS NOT m.run_id",
+    ) == [(0,)]
+    chain = _rows(
+        out,
+        "SELECT a.id, m.path, a.label, a.replaces, a.retracted FROM annotations a "
+        "JOIN media m ON m.id = a.media_id ORDER BY a.id",
+    )
+    (i1, p1, l1, r1, x1), (i2, p2, l2, r2, x2), (i3, _, l3, r3, x3) = chain
+    assert p1 == p2 == "/cards/0.jpg" and (l1, l2, l3) == ("Vulpes vulpes", "Meles meles", "Meles meles")
+    assert (r1, r2, r3) == (None, i1, i2) and (x1, x2, x3) == (0, 0, 1)  # the chain, remapped
+
+    assert "0 annotation(s) added" in _merge(out, a, b)  # again: nothing twice
+    assert _rows(out, "SELECT COUNT(*) FROM annotations") == [(3,)]
+
+    time.sleep(0.01)  # photo 0 tagged again later (another file): its newer row and vector win,
+    newer = _store_shard(c, "0/2", ["/cards/0.jpg"], seed=3)  # and its people's history stays
+    assert "0 added, 1 replaced" in _merge(out, c)
+    got = dict(_rows(out, "SELECT m.path, e.vector FROM embeddings e JOIN media m ON m.id = e.media_id"))
+    assert got["/cards/0.jpg"] == newer["/cards/0.jpg"] != vec["/cards/0.jpg"] and len(got) == 10
+    assert _rows(out, "SELECT COUNT(*) FROM annotations a JOIN media m ON m.id = a.media_id") == [(3,)]
