@@ -26,6 +26,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from ports import free_ports
+
 BINARIES = ("munged", "slurmctld", "slurmd", "sbatch", "squeue", "scontrol", "scancel", "srun")
 FINAL_STATES = frozenset(
     {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY", "PREEMPTED", "BOOT_FAIL"}
@@ -49,17 +51,6 @@ def missing_prerequisite() -> str | None:
     except KeyError:
         return "no 'munge' user (Debian's munge package creates it)"
     return None
-
-
-def _free_ports(n: int) -> list[int]:
-    socks = [socket.socket() for _ in range(n)]
-    try:
-        for s in socks:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
 
 
 class SlurmCluster:
@@ -96,7 +87,7 @@ class SlurmCluster:
             user=munge.pw_uid,
             group=munge.pw_gid,
         )  # fmt: skip
-        ctld_port, *node_ports = _free_ports(1 + len(NODES))
+        ctld_port, *node_ports = free_ports(1 + len(NODES))
         self.conf.write_text(self._slurm_conf(ctld_port, node_ports))
         self._spawn(["slurmctld", "-D", "-f", str(self.conf)])
         for node in NODES:

@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from slurm_cluster import SlurmCluster, SlurmUnavailable, _free_ports, missing_prerequisite
+from ports import free_ports
+from slurm_cluster import SlurmCluster, SlurmUnavailable, missing_prerequisite
 
 REPO = Path(__file__).resolve().parents[1]
 pytestmark = [pytest.mark.slow, pytest.mark.slurm]
@@ -78,7 +79,7 @@ def test_train_slurm_sh_on_two_nodes_matches_one_process(slurm, tmp_path):
     job = slurm.sbatch(
         [*args, str(REPO / "train" / "slurm.sh"), str(smoke), *[x for s in sets for x in ("--set", s)],
          "--set", f"out_dir={tmp_path / 'slurm'}"],
-        env=job_env(RDZV_PORT=str(_free_ports(1)[0])),
+        env=job_env(RDZV_PORT=str(free_ports(1)[0])),
     )  # fmt: skip
     states = slurm.wait(job, timeout_s=600)
     log = next(tmp_path.glob(f"slurm-lit-edge-train-{job}.out")).read_text()
