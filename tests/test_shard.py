@@ -140,6 +140,11 @@ def test_tag_shards_write_their_own_databases_that_together_hold_every_photo(tmp
         assert r.exit_code == 0, r.output
         db = photos / f"lit-edge.shard-{i}-of-3.db"
         seen.append(_paths(db))
+        con = sqlite3.connect(db)
+        try:
+            assert con.execute("SELECT shard FROM runs").fetchall() == [(f"{i}/3",)]  # runs.shard
+        finally:
+            con.close()
         expected = sharding.select(list_files(parse_address(str(photos))), photos, sharding.Shard(i, 3))
         assert seen[-1] == {p.name for p in expected}
     assert sum(len(s) for s in seen) == len(set().union(*seen)) == 24
@@ -155,6 +160,7 @@ def test_tag_shards_write_their_own_databases_that_together_hold_every_photo(tmp
     assert r.exit_code == 0, r.output
     assert [p.name for p in out.iterdir() if p.suffix == ".db"] == ["lit-edge.shard-1-of-3.db"]
     assert _paths(out / "lit-edge.shard-1-of-3.db") == seen[1]
+    assert r.output.startswith("shard 1/3: tagged")
 
 
 @pytest.mark.parametrize(
