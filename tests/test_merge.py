@@ -121,7 +121,7 @@ def test_merge_holds_every_photo_once_with_its_runs_and_is_idempotent(shards, tm
 
 
 def test_new_photos_and_a_killed_then_resumed_shard_merge_cleanly(tmp_path, bundle):
-    photos = _photos(tmp_path / "photos", 200)
+    photos = _photos(tmp_path / "photos", 1000)  # ~500 in the shard: the writer commits every 256
     shard = tmp_path / "dbs"
     shard.mkdir()
     out = tmp_path / "all.db"
@@ -137,6 +137,7 @@ def test_new_photos_and_a_killed_then_resumed_shard_merge_cleanly(tmp_path, bund
         except sqlite3.Error:
             pass
         time.sleep(0.01)
+    assert proc.poll() is None, "the shard finished before it could be killed: give it more photos"
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     partial = _rows(db, "SELECT COUNT(*) FROM media")[0][0]
