@@ -50,8 +50,8 @@ $(STAMP_OLDEST): pyproject.toml .ci/floors.py $(STAMP)
 	@touch $(STAMP_OLDEST)
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests bench train export
-	$(BIN)/ruff format --check src tests bench train export
+	$(BIN)/ruff check src tests bench train export device .ci
+	$(BIN)/ruff format --check src tests bench train export device .ci
 
 $(STAMP): pyproject.toml
 	@$(MAKE) --no-print-directory system-packages
