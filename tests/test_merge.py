@@ -26,7 +26,7 @@ N_PHOTOS = 30
 
 
 def _rows(db: Path, sql: str, args=()):
-    con = sqlite3.connect(db)
+    con = sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True)  # never creates the file
     try:
         return con.execute(sql, args).fetchall()
     finally:
@@ -272,3 +272,40 @@ def test_embeddings_and_annotation_histories_follow_their_photos(tmp_path):
     got = dict(_rows(out, "SELECT m.path, e.vector FROM embeddings e JOIN media m ON m.id = e.media_id"))
     assert got["/cards/0.jpg"] == newer["/cards/0.jpg"] != vec["/cards/0.jpg"] and len(got) == 10
     assert _rows(out, "SELECT COUNT(*) FROM annotations a JOIN media m ON m.id = a.media_id") == [(3,)]
+
+
+def test_a_merge_killed_half_way_leaves_whole_shards_and_a_rerun_completes_it(tmp_path):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "bench_merge", Path(__file__).parents[1] / "bench" / "bench_merge.py"
+    )
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    parts = [tmp_path / f"s{i}.db" for i in range(4)]
+    for i, p in enumerate(parts):
+        bench.make_shard(p, i, 4, 40_000, 0)  # 40,000 rows each, as the bench makes them
+    out = tmp_path / "all.db"
+    cmd = [sys.executable, "-m", "lit_edge.cli.app", "db", "merge", str(out), *map(str, parts)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    counts = set()
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            n = _rows(out, "SELECT COUNT(*) FROM media")[0][0]
+        except sqlite3.Error:
+            n = 0
+        counts.add(n)
+        if n:  # one shard committed, the next one under way
+            break
+        time.sleep(0.005)
+    assert proc.poll() is None, "the merge ended before it could be killed"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert counts <= {0, 40_000, 80_000, 120_000}  # only ever whole shards
+    n = _rows(out, "SELECT COUNT(*) FROM media")[0][0]
+    assert n in (40_000, 80_000, 120_000) and _rows(out, "PRAGMA integrity_check") == [("ok",)]
+    subprocess.run(cmd, check=True, capture_output=True, timeout=300)
+    assert _rows(out, "SELECT COUNT(*), COUNT(DISTINCT path) FROM media") == [(160_000, 160_000)]
+    assert _rows(out, "SELECT COUNT(*) FROM predictions") == [(800_000,)]
+    assert _rows(out, "SELECT COUNT(*) FROM runs") == [(4,)]

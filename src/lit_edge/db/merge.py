@@ -102,7 +102,8 @@ def _inputs(config: MergeConfig) -> list[Path]:
 def check_bundles(config: MergeConfig, inputs: list[Path]) -> None:
     """Refuse inputs (or an OUT) made with different bundles, unless mixing is allowed."""
     seen: dict[str, Path] = {}
-    sources = ([Path(config.out)] if Path(config.out).is_file() else []) + inputs
+    out = Path(config.out)
+    sources = ([out] if out.is_file() and out.stat().st_size else []) + inputs  # an empty file: new
     for p in sources:
         conn, _ = schema.connect_readonly(p)
         try:
