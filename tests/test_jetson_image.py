@@ -164,7 +164,8 @@ def uncovered(dockerfile: str, dependencies: list[str]) -> dict[str, str]:
     providers = packages_distributions()
     missing = {}
     for name in sorted(runtime_third_party_imports()):
-        dists = {re.sub(r"[-_.]+", "-", d).lower() for d in providers.get(name, [])}
+        # not installed here (pycuda, on a machine without CUDA): its import name is its distribution's
+        dists = {re.sub(r"[-_.]+", "-", d).lower() for d in providers.get(name, [name])}
         if name in apt_imports or name in OPTIONAL or dists & installed:
             continue
         missing[name] = (
