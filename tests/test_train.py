@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -24,6 +23,7 @@ from lit_edge.train.checkpointing import latest_checkpoint, list_checkpoints
 from lit_edge.train.config import apply_overrides, load_config
 from lit_edge.train.metrics import read_metrics
 from lit_edge.train.trainer import train
+from ports import free_ports
 
 REPO = Path(__file__).resolve().parents[1]
 SMOKE = REPO / "train" / "smoke.py"
@@ -152,17 +152,6 @@ def test_checkpoint_is_a_model_checkpoint_with_trainer_state(toy, tmp_path):
     assert last.resolve() == res.checkpoint.resolve() and load_checkpoint(last).config.name == "lit-tiny-test"
 
 
-def _free_ports(n: int) -> list[int]:
-    socks = [socket.socket() for _ in range(n)]
-    try:
-        for s in socks:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
-
-
 def _rank_worker(rank, world, ports, cfg_dicts, out_dir):
     from safetensors.torch import save_file
 
@@ -186,7 +175,7 @@ def test_two_gloo_ranks_agree_and_match_one_process(toy, tmp_path):
     # locked text encoder with a text-feature cache: rank 0 encodes, rank 1 waits and reads it
     runs = {**LOSSES, "text-cache": ["text.lock_encoder=true", f"text.feature_cache={tmp_path / 'tf'}"]}
     cfgs = {name: _cfg(toy, tmp_path / f"two-{name}", "max_steps=6", *o) for name, o in runs.items()}
-    ports = _free_ports(len(cfgs))
+    ports = free_ports(len(cfgs))
     mp.spawn(
         _rank_worker, args=(2, ports, {k: c.to_dict() for k, c in cfgs.items()}, str(tmp_path)), nprocs=2
     )

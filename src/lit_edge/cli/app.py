@@ -2,6 +2,8 @@
 
 Command modules import only typer and the runtime at import time; anything that needs torch is
 imported inside the command body, so ``lit-edge --help`` and ``lit-edge tag --help`` stay torch-free.
+Only typer, never click directly: recent typer vendors its own click and no longer installs it, so
+an ``import click`` here fails on a fresh install (tests/test_jetson_image.py scans for it).
 """
 
 from __future__ import annotations
@@ -9,7 +11,6 @@ from __future__ import annotations
 import logging
 import sys
 
-import click
 import typer
 from typer.core import TyperGroup
 
@@ -31,11 +32,11 @@ from lit_edge.errors import UserError
 class _Group(TyperGroup):
     """Prints a :class:`UserError` as ``error: <message>`` on one line and exits with its code."""
 
-    def invoke(self, ctx: click.Context):
+    def invoke(self, ctx: typer.Context):
         try:
             return super().invoke(ctx)
         except UserError as exc:
-            click.echo(f"error: {exc}", err=True)
+            typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(code=exc.exit_code) from None
 
 

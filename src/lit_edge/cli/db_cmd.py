@@ -177,3 +177,38 @@ def validate(
     raise UserError(
         f"{path}: {len(result.errors)} Camtrap DP error(s), listed above; fix them and validate again"
     )
+
+
+@app.command(
+    "merge",
+    help="Join the databases of a sharded job ('tag --shard', a Slurm array) into one: every photo once, "
+    "runs kept. Safe to repeat, and to run again after more shards finish.",
+)
+def merge(
+    out: Annotated[Path, typer.Argument(help="The merged database (created, or added to).")],
+    shards: Annotated[list[Path], typer.Argument(help="Shard databases, e.g. dbs/lit-edge.shard-*.db.")],
+    allow_mixed_bundles: Annotated[
+        bool,
+        typer.Option(
+            "--allow-mixed-bundles",
+            help="Merge shards tagged with different bundles (scores not comparable).",
+        ),
+    ] = False,
+) -> None:
+    from lit_edge.db import merge as merging
+
+    def said(r) -> None:
+        shards = ", ".join(sorted(set(r.shards), key=lambda s: [int(x) for x in s.split("/")])) or "no shard"
+        typer.echo(
+            f"{r.path}: {r.media} media ({shards}): {r.added} added, {r.replaced} replaced, "
+            f"{r.kept} already there; {r.runs_added} run(s), {r.annotations_added} annotation(s) added"
+        )
+        if r.unfinished_runs:
+            typer.echo(
+                f"  note: {r.unfinished_runs} run(s) still marked running (killed, or still going); "
+                "merge again once the shard is re-run or done"
+            )
+
+    merging.merge(merging.MergeConfig(out, tuple(shards), allow_mixed_bundles), on_shard=said)
+    for line in merging.coverage(out):
+        typer.echo(line)

@@ -42,7 +42,11 @@ def tag(
     ],
     db: Annotated[
         Path | None,
-        typer.Option("--db", help="SQLite database. Default: FOLDER/lit-edge.db (./lit-edge.db for a glob)."),
+        typer.Option(
+            "--db",
+            help="SQLite database, or a folder for it. Default: FOLDER/lit-edge.db (./lit-edge.db for a "
+            "glob); with --shard, lit-edge.shard-I-of-N.db.",
+        ),
     ] = None,
     retry_failed: Annotated[
         bool, typer.Option("--retry-failed", help="Also redo photos and clips that failed in an earlier run.")
@@ -82,15 +86,28 @@ def tag(
         ),
     ] = _TAG.workers,
     embeddings: EmbeddingsOpt = _TAG.embeddings,
+    shard: Annotated[
+        str | None,
+        typer.Option(
+            "--shard",
+            metavar="I/N",
+            help="Tag only shard I (0 to N-1) of N, split by a hash of each path in the folder, into "
+            "its own database (join them with 'lit-edge db merge'). Under a Slurm job array it is "
+            "read from SLURM_ARRAY_TASK_ID/COUNT when not given.",
+        ),
+    ] = None,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar.")] = True,
 ) -> None:
     from lit_edge.db.summary import summary_lines
+    from lit_edge.device import shard as sharding
     from lit_edge.device.signals import GracefulStop
     from lit_edge.device.tagger import default_db, run_tag
 
+    part = sharding.resolve(shard)
     config = TagConfig(
         source=folder,
-        db=db or default_db(folder),
+        db=sharding.db_path(db, default_db(folder), part),
+        shard=part,
         engine=engine_config(
             bundle=bundle,
             backend=backend,
@@ -117,7 +134,7 @@ def tag(
     if c.clips or c.frames:
         work += f" and {c.clips} clip(s) ({c.frames} frame(s))"
     typer.echo(
-        f"tagged {work} in {result.seconds:.1f} s "
+        (f"shard {part}: " if part else "") + f"tagged {work} in {result.seconds:.1f} s "
         f"({(result.photos + c.frames) / max(result.seconds, 1e-9):.0f} images/s); "
         f"{result.skipped} already done; {result.failed} failed; database {config.db}"
     )

@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from lit_edge.device.shard import Shard
+
 
 @dataclass(frozen=True)
 class ClassifyConfig:
@@ -88,6 +90,7 @@ class TagConfig:
     decoders: int = 0  # decode threads; 0 = planned from the cores
     embeddings: bool = True  # keep each photo's image embedding (float16) for review and learn
     commit_every: int = 256  # records per database transaction
+    shard: Shard | None = None  # only this shard of the files (``tag --shard``; device/shard.py)
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,7 @@ from pathlib import Path
 from lit_edge.db.schema import INTERRUPTED
 from lit_edge.db.summary import Summary, summarise
 from lit_edge.db.writer import MediaRecord, RunInfo, Store, StoreConfig
+from lit_edge.device import shard as sharding
 from lit_edge.device.config import TagConfig
 from lit_edge.device.decode import DecodeError, decode_file
 from lit_edge.device.pipeline import Engine, Loaded, Pipeline, Sample
@@ -136,6 +137,8 @@ def run_tag(
         files = list_files(spec, clips=True)
         n_clips = sum(map(is_clip, files))
         check_telemetry_option(config.clips, n_clips)
+    files = sharding.select(files, sharding.base_of(spec.kind, spec.target), config.shard)
+    n_clips = sum(map(is_clip, files))  # this shard's
     how = plan_tag(config, engine.backend.spec)  # for the backend that really opened
     stop = stop or threading.Event()
     counts = {"processed": 0, "failed": 0}
@@ -159,6 +162,7 @@ def run_tag(
                 backend=engine.backend.name,
                 flavour=engine.backend.flavour,
                 settings={**asdict(config), "plan": asdict(how)},
+                shard=str(config.shard) if config.shard else None,
             )
         )
         log.info(

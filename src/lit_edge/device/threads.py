@@ -21,8 +21,12 @@ def limit_blas_threads(n: int = 1) -> None:
 
 
 def usable_cores() -> int:
-    """Cores this process may run on: its CPU affinity (taskset, cgroup cpusets), not the host's."""
+    """Cores this process may run on: its CPU affinity (taskset, cgroup cpusets), not the host's,
+    and no more than a Slurm task was given (``--cpus-per-task``), which clusters that do not pin
+    tasks to cores (``TaskPlugin=task/none``) leave to the program."""
     try:
-        return max(1, len(os.sched_getaffinity(0)))
+        cores = max(1, len(os.sched_getaffinity(0)))
     except (AttributeError, OSError):  # not on Linux
-        return os.cpu_count() or 2
+        cores = os.cpu_count() or 2
+    slurm = os.environ.get("SLURM_CPUS_PER_TASK", "")
+    return min(cores, int(slurm)) if slurm.isdigit() and int(slurm) > 0 else cores

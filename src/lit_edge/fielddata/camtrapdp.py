@@ -14,7 +14,6 @@ paths), so the package is meant to sit in, or be published beside, that folder.
 
 from __future__ import annotations
 
-import csv
 import json
 import logging
 import os
@@ -27,6 +26,7 @@ from pathlib import Path
 from lit_edge.db import schema
 from lit_edge.db.reader import Annotation, Detections, MediaRow, RunRow, parse_time
 from lit_edge.errors import UserError
+from lit_edge.fielddata.cells import SafeDictWriter
 from lit_edge.fielddata.config import FieldDataConfig
 from lit_edge.fielddata.deployments import Deployment
 from lit_edge.fielddata.events import Sequenced, classify_event, sequence
@@ -103,7 +103,7 @@ def common_root(paths: list[str]) -> Path:
 
 def _write_csv(path: Path, columns: list[str], rows: list[dict]) -> None:
     with open(path, "w", newline="", encoding="utf-8") as f:
-        w = csv.DictWriter(f, fieldnames=columns, extrasaction="raise")
+        w = SafeDictWriter(f, fieldnames=columns, extrasaction="raise")
         w.writeheader()
         for row in rows:
             w.writerow({k: ("" if v is None else v) for k, v in row.items()})

@@ -3,18 +3,19 @@
 For spreadsheets and R (``read.csv``): plain columns, the top-k predictions flattened into
 ``pred1_name``, ``pred1_score``, ... so that no cell holds a list. ``label`` is the people's word
 where they verified the photo (``label_source`` human, ``verified_by``, ``verified_at``), else the
-machine's decision; ``observation_type`` follows it; ``top_*`` are always the machine's.
+machine's decision; ``observation_type`` follows it; ``top_*`` are always the machine's. Text that a
+spreadsheet would evaluate as a formula is neutralised (see ``cells.py``).
 """
 
 from __future__ import annotations
 
-import csv
 import logging
 from pathlib import Path
 
 from lit_edge.db.reader import Detections
 from lit_edge.errors import UserError
 from lit_edge.fielddata.camtrapdp import common_root
+from lit_edge.fielddata.cells import SafeDictWriter
 from lit_edge.fielddata.config import FieldDataConfig
 from lit_edge.fielddata.events import sequence
 from lit_edge.outcomes import classify_word
@@ -64,7 +65,7 @@ def write_csv(det: Detections, out: Path, cfg: FieldDataConfig) -> Path:
         columns += [f"pred{i}_name", f"pred{i}_common_name", f"pred{i}_score"]
     out.parent.mkdir(parents=True, exist_ok=True)
     with open(out, "w", newline="", encoding="utf-8") as f:
-        w = csv.DictWriter(f, fieldnames=columns)
+        w = SafeDictWriter(f, fieldnames=columns)
         w.writeheader()
         for m in det.media:
             event = event_of.get(m.id)
