@@ -14,7 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from lit_edge.bundle import BLANK, RANKS, Label, write_labels
+from lit_edge.bundle import BLANK, RANKS, Label, NameIndex, split_synonyms, write_labels
+from lit_edge.errors import UserError
 from lit_edge.taxonomy import TEMPLATES, Taxon, TextType, read_species_list
 
 log = logging.getLogger(__name__)
@@ -43,9 +44,106 @@ def labels_for(taxa: Sequence[Taxon]) -> list[Label]:
                 scientific_name=t.scientific_name,
                 common_name=t.common_name,
                 ranks=tuple((r, ranks.get(r, "")) for r in RANKS),
+                synonyms=split_synonyms(t.synonyms),
             )
         )
     return out
+
+
+def _checklist() -> list[Label]:
+    """The names lit-edge knows the current form of: the starter's checked species list."""
+    from lit_edge.bundle import read_labels
+    from lit_edge.starter import species_list_path
+
+    return read_labels(species_list_path())
+
+
+def current_taxa(taxa: Sequence[Taxon]) -> list[Taxon]:
+    """``taxa`` with every name that the starter's checklist knows as a synonym replaced by its
+    accepted name and ranks (the old name kept as a synonym); other rows as they are."""
+    known = _checklist()
+    index = NameIndex(known)
+    out = []
+    for t in taxa:
+        hit = index.get(t.scientific_name)
+        lab = known[hit] if hit is not None else None
+        if lab is None or lab.scientific_name == t.scientific_name:
+            out.append(t)
+            continue
+        r = dict(lab.ranks)
+        names = [*split_synonyms(t.synonyms), t.scientific_name, *lab.synonyms]
+        out.append(
+            Taxon(
+                kingdom=r.get("kingdom", ""),
+                phylum=r.get("phylum", ""),
+                class_=r.get("class", ""),
+                order=r.get("order", ""),
+                family=r.get("family", ""),
+                genus=r.get("genus", ""),
+                species=r.get("species", ""),
+                common_name=t.common_name or lab.common_name,
+                synonyms=";".join(dict.fromkeys(n for n in names if n != lab.scientific_name)),
+            )
+        )
+    return out
+
+
+def taxon_for_name(raw: str, labels: list[Label], where: object = "the bundle") -> Taxon:
+    """The taxon to add for ``'Genus epithet[, Common name]'`` to a list that holds ``labels``.
+
+    A name (or a synonym) already in ``labels`` is refused, saying under which name it is there. A
+    synonym the starter's checklist knows (``Thalarctos maritimus``) is written under its accepted
+    name, with its ranks and the old name as a synonym. Otherwise the ranks above the genus are
+    borrowed from a row of the same genus (``Ardea cinerea`` next to ``Ardea alba`` joins Ardeidae,
+    Pelecaniformes, Aves), so that roll-ups and exports place the new row.
+    """
+    sci, _, common = raw.partition(",")
+    t = Taxon.from_name(sci.strip(), common_name=common.strip())
+    if not t.scientific_name:
+        raise UserError(f"species name {raw!r} is empty; write 'Genus epithet[, Common name]'")
+    have = NameIndex(labels).get(t.scientific_name)
+    if have is not None:
+        raise UserError(
+            f"{where}: {t.scientific_name!r} is already in the bundle"
+            + (
+                f" as {labels[have].scientific_name!r}"
+                if labels[have].scientific_name != t.scientific_name
+                else ""
+            )
+        )
+    known = _checklist()
+    hit = NameIndex(known).get(t.scientific_name)
+    if hit is not None:
+        lab = known[hit]
+        ranks = dict(lab.ranks)
+        if NameIndex(labels).get(lab.scientific_name) is not None:
+            raise UserError(
+                f"{where}: {t.scientific_name!r} is already in the bundle as {lab.scientific_name!r}"
+            )
+        return Taxon(
+            kingdom=ranks.get("kingdom", ""),
+            phylum=ranks.get("phylum", ""),
+            class_=ranks.get("class", ""),
+            order=ranks.get("order", ""),
+            family=ranks.get("family", ""),
+            genus=ranks.get("genus", ""),
+            species=ranks.get("species", ""),
+            common_name=t.common_name or lab.common_name,
+            synonyms=";".join(dict.fromkeys(n for n in lab.names if n != lab.scientific_name)),
+        )
+    kin = next((lab for lab in [*labels, *known] if t.genus and lab.rank("genus") == t.genus), None)
+    if kin is None:
+        return t
+    return Taxon(
+        kingdom=kin.rank("kingdom"),
+        phylum=kin.rank("phylum"),
+        class_=kin.rank("class"),
+        order=kin.rank("order"),
+        family=kin.rank("family"),
+        genus=t.genus,
+        species=t.species,
+        common_name=t.common_name,
+    )
 
 
 def encode(model, taxa: Sequence[Taxon], cfg: SpeciesConfig = SpeciesConfig()) -> np.ndarray:
@@ -70,7 +168,7 @@ def encode(model, taxa: Sequence[Taxon], cfg: SpeciesConfig = SpeciesConfig()) -
 
 def write_species(model, species_file: Path, out_dir: Path, cfg: SpeciesConfig = SpeciesConfig()):
     """Encode the list in ``species_file`` into ``out_dir/text_embeddings.npy`` + ``labels.csv``."""
-    taxa = read_species_list(species_file)
+    taxa = current_taxa(read_species_list(species_file))
     matrix = encode(model, taxa, cfg)
     out_dir.mkdir(parents=True, exist_ok=True)
     np.save(out_dir / MATRIX, matrix, allow_pickle=False)
@@ -79,8 +177,21 @@ def write_species(model, species_file: Path, out_dir: Path, cfg: SpeciesConfig =
     return matrix, labels_for(taxa)
 
 
-def set_background(bundle_dir: Path, labels: Sequence[Label], matrix: np.ndarray, info: dict) -> Path:
-    """Replace the bundle's background rows (``blank``) with ``labels``/``matrix``; keep its species.
+def set_background(
+    bundle_dir: Path,
+    labels: Sequence[Label],
+    matrix: np.ndarray,
+    info: dict,
+    *,
+    species_matrix: np.ndarray | None = None,
+    scoring=None,
+    preprocess=None,
+) -> Path:
+    """Replace the bundle's outcome rows (``blank``, ``human``, ``vehicle``) with ``labels``/``matrix``.
+
+    ``species_matrix`` (optional) replaces the species rows' vectors (the starter's exact class
+    distributions), ``scoring`` and ``preprocess`` the manifest's (a :class:`~lit_edge.bundle.Scoring`
+    and a :class:`~lit_edge.bundle.Preprocess`); otherwise the species rows stay bit-identical.
 
     The species rows stay bit-identical and keep their ids; the new rows follow them. ``labels.csv``,
     the matrix, the classifier graphs and the checksums are rewritten in a sibling copy that is
@@ -94,15 +205,20 @@ def set_background(bundle_dir: Path, labels: Sequence[Label], matrix: np.ndarray
     from lit_edge.export import head
 
     b = bf.load(bundle_dir)
-    keep = [i for i, lab in enumerate(b.labels) if not lab.is_blank]
+    keep = [i for i, lab in enumerate(b.labels) if not lab.outcome]
     species = [b.labels[i] for i in keep]
     first = max((lab.id for lab in species), default=-1) + 1
-    rows = [Label(first + k, BLANK, lab.common_name, lab.ranks) for k, lab in enumerate(labels)]
+    rows = [
+        Label(first + k, lab.outcome or BLANK, lab.common_name, lab.ranks) for k, lab in enumerate(labels)
+    ]
     dim = b.text_embeddings.shape[1]
     extra = np.asarray(matrix, np.float32).reshape(len(rows), -1) if rows else np.zeros((0, dim), np.float32)
     if extra.shape[1] != dim:
         raise ValueError(f"background rows are {extra.shape[1]}-d, the bundle's matrix {dim}-d")
-    full = np.concatenate([b.text_embeddings[keep], extra])
+    kept = b.text_embeddings[keep] if species_matrix is None else np.asarray(species_matrix, np.float32)
+    if kept.shape != (len(keep), dim):
+        raise ValueError(f"species rows are {kept.shape}, the bundle has {(len(keep), dim)}")
+    full = np.concatenate([kept, extra])
 
     root = Path(b.root)
     work = root.with_name(root.name + ".background")
@@ -116,6 +232,10 @@ def set_background(bundle_dir: Path, labels: Sequence[Label], matrix: np.ndarray
             work / m.image_towers[flavour], work / name, full, m.model.logit_scale, m.model.logit_bias
         )
     m.num_classes = len(full)
+    if scoring is not None:
+        m.scoring = scoring
+    if preprocess is not None:
+        m.preprocess = preprocess
     if rows:
         m.extra["background"] = {**info, "rows": len(rows)}
     else:

@@ -29,7 +29,7 @@ from lit_edge import bundle as bf
 from lit_edge.errors import UserError
 from lit_edge.export import calib, head
 from lit_edge.export.quantize import QuantConfig
-from lit_edge.export.species import LABELS, MATRIX, SpeciesConfig, labels_for
+from lit_edge.export.species import LABELS, MATRIX, SpeciesConfig, current_taxa, labels_for, taxon_for_name
 from lit_edge.taxonomy import Taxon, read_species_list
 
 log = logging.getLogger(__name__)
@@ -123,7 +123,7 @@ def build_bundle(
     from lit_edge.export.species import encode
 
     fp = fingerprint(checkpoint, species_file, calib_dir, cfg)
-    taxa = read_species_list(species_file)
+    taxa = current_taxa(read_species_list(species_file))
     pre = model.preprocess_config()
     work = out_dir.with_name(out_dir.name + ".building")
     shutil.rmtree(work, ignore_errors=True)
@@ -222,9 +222,10 @@ def _taxon(label: bf.Label) -> Taxon:
         genus=r.get("genus", ""),
         species=r.get("species", ""),
         common_name=label.common_name,
+        synonyms=";".join(label.synonyms),
     )
     if not t.genus:  # labels written by hand: only the scientific name is known
-        t = Taxon.from_name(label.scientific_name, common_name=label.common_name)
+        t = Taxon.from_name(label.scientific_name, common_name=label.common_name, synonyms=t.synonyms)
     return t
 
 
@@ -271,7 +272,7 @@ def set_species(bundle_dir: Path, model, species_file: Path, cfg: SpeciesConfig 
 
     b = _open_for_species(bundle_dir, model)
     cfg = cfg or _species_config(b)
-    taxa = read_species_list(species_file)
+    taxa = current_taxa(read_species_list(species_file))
     return _rewrite_species(b, taxa, encode(model, taxa, cfg))
 
 
@@ -282,18 +283,11 @@ def add_species(bundle_dir: Path, model, names: Sequence[str], cfg: SpeciesConfi
 
     b = _open_for_species(bundle_dir, model)
     cfg = cfg or _species_config(b)
-    species = [i for i, lab in enumerate(b.labels) if not lab.is_blank]
+    species = [i for i, lab in enumerate(b.labels) if not lab.outcome]
     have = [_taxon(b.labels[i]) for i in species]
-    known = {t.scientific_name.casefold() for t in have}
     new = []
     for raw in names:
-        sci, _, common = raw.partition(",")
-        t = Taxon.from_name(sci.strip(), common_name=common.strip())
-        if not t.scientific_name:
-            raise UserError(f"species name {raw!r} is empty; write 'Genus epithet[, Common name]'")
-        if t.scientific_name.casefold() in known:
-            raise UserError(f"{bundle_dir}: {t.scientific_name!r} is already in the bundle")
-        known.add(t.scientific_name.casefold())
+        t = taxon_for_name(raw, [*[b.labels[i] for i in species], *labels_for(new)], where=bundle_dir)
         new.append(t)
     matrix = np.concatenate([b.text_embeddings[species], encode(model, new, cfg)])
     return _rewrite_species(b, [*have, *new], matrix)
@@ -304,7 +298,7 @@ def _rewrite_species(b: bf.Bundle, taxa: Sequence[Taxon], matrix: np.ndarray) ->
     puts the same background rows back after them (their ids follow the new species)."""
     from lit_edge.export.species import set_background
 
-    rows = [i for i, lab in enumerate(b.labels) if lab.is_blank]
+    rows = [i for i, lab in enumerate(b.labels) if lab.outcome]
     labels = [b.labels[i] for i in rows]
     background = b.text_embeddings[rows]
     info = {k: v for k, v in b.manifest.extra.get("background", {}).items() if k != "rows"}
