@@ -19,8 +19,12 @@ class DecisionRule:
     3. a decision of rank ``blank`` (the runtime's verdict when the bundle's background rows win,
        see ``lit_edge.device.classify``), or whose name is one of ``blank_names`` (a species list
        may carry an explicit "empty" class), is ``blank``;
-    4. a name in ``human_names`` is ``human``, in ``vehicle_names`` is ``vehicle``;
-    5. anything else is ``animal`` with that ``scientificName`` and ``classificationProbability``.
+    4. a decision of rank ``human`` or ``vehicle`` (the bundle's human/vehicle rows, see
+       ``lit_edge.outcomes``), or a name in ``human_names`` / ``vehicle_names``, is ``human`` /
+       ``vehicle`` (no ``scientificName``, except a listed name such as *Homo sapiens*);
+    5. a decision of rank ``animal`` ("animal, not in the list") is ``animal`` without a
+       ``scientificName``;
+    6. anything else is ``animal`` with that ``scientificName`` and ``classificationProbability``.
 
     A whole-image classifier has no detector, so it never proves a photo empty on its own: only
     background rows or an explicit blank class (rule 3) make ``blank``; low confidence makes

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from lit_edge import outcomes
 from lit_edge.fielddata.config import DecisionRule, FieldDataConfig
 from lit_edge.fielddata.deployments import Deployment, Placed, assign, load_deployments, per_folder
 from lit_edge.fielddata.records import MediaRecord
@@ -45,8 +46,14 @@ def classify_media(m: MediaRecord, rule: DecisionRule) -> Classification:
     if score is not None and score < rule.min_score:
         return Classification(UNKNOWN)
     lowered = name.lower()
-    if rank == BLANK or lowered in rule.blank_names:
+    if rank == outcomes.BLANK or lowered in rule.blank_names:
         return Classification(BLANK, probability=score)
+    if rank == outcomes.HUMAN:
+        return Classification(HUMAN, probability=score)
+    if rank == outcomes.VEHICLE:
+        return Classification(VEHICLE, probability=score)
+    if rank == outcomes.ANIMAL:  # an animal that no kept row explains: animal, no scientificName
+        return Classification(ANIMAL, probability=score)
     kind = HUMAN if lowered in rule.human_names else VEHICLE if lowered in rule.vehicle_names else ANIMAL
     return Classification(kind, scientific_name=name, rank=rank or "species", probability=score)
 
@@ -54,13 +61,15 @@ def classify_media(m: MediaRecord, rule: DecisionRule) -> Classification:
 def classify_event(items: list[Classification]) -> Classification:
     """Aggregate an event's photo observations into one event observation.
 
-    Named photos (animal, then human, then vehicle) vote for their taxon with their probability;
-    the event takes the taxon with the most weight, and its probability is that weight divided by
-    the number of named photos (so a burst that agrees keeps its confidence, a split one loses it).
+    People first (a burst with a person in any photo is a ``human`` event: privacy), then animals,
+    then vehicles. Photos of the chosen type vote for their taxon with their probability (an
+    animal without a name votes for "no name"); the event takes the taxon with the most weight,
+    and its probability is that weight divided by the number of photos of that type (so a burst
+    that agrees keeps its confidence, a split one loses it).
     With no named photo: ``unknown`` if any photo was unknown, else ``blank`` if any was blank,
     else ``unclassified`` (every photo failed).
     """
-    for kind in (ANIMAL, HUMAN, VEHICLE):
+    for kind in (HUMAN, ANIMAL, VEHICLE):
         named = [c for c in items if c.observation_type == kind]
         if not named:
             continue

@@ -17,9 +17,12 @@ from lit_edge.fielddata.camtrapdp import common_root
 from lit_edge.fielddata.config import FieldDataConfig
 from lit_edge.fielddata.events import BLANK, UNCLASSIFIED, classify_media
 from lit_edge.fielddata.records import Detections
+from lit_edge.outcomes import OBS_ANIMAL, OBS_HUMAN, OBS_VEHICLE
 
 FORMAT_VERSION = "1.4"
 ANIMAL_CATEGORY = "1"
+#: MegaDetector's detection categories, by Camtrap DP observation type.
+CATEGORY = {OBS_ANIMAL: ANIMAL_CATEGORY, OBS_HUMAN: "2", OBS_VEHICLE: "3"}
 
 
 def megadetector_dict(det: Detections, cfg: FieldDataConfig) -> dict:
@@ -45,7 +48,7 @@ def megadetector_dict(det: Detections, cfg: FieldDataConfig) -> dict:
             )
             entry["detections"] = [
                 {
-                    "category": ANIMAL_CATEGORY,
+                    "category": CATEGORY.get(c.observation_type, ANIMAL_CATEGORY),
                     "conf": round(float(conf), 4),
                     "bbox": [0.0, 0.0, 1.0, 1.0],
                     "classifications": classes,

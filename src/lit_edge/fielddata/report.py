@@ -19,7 +19,7 @@ from pathlib import Path
 
 from lit_edge import __version__
 from lit_edge.fielddata.config import FieldDataConfig
-from lit_edge.fielddata.events import classify_media
+from lit_edge.fielddata.events import ANIMAL, HUMAN, VEHICLE, classify_media
 from lit_edge.fielddata.progress import track
 from lit_edge.fielddata.records import Detections, MediaRecord
 from lit_edge.fielddata.summary import Summary, summarise
@@ -222,6 +222,22 @@ def _runs(det: Detections) -> str:
     return "".join(out) or '<p class="meta">No runs recorded.</p>'
 
 
+def _outcomes(det: Detections, cfg: FieldDataConfig) -> str:
+    """People, vehicles and animals without a name, counted apart: a project must find every
+    photo of a person (privacy), and an animal the list does not hold needs a person's eye."""
+    people = vehicles = unnamed = 0
+    for m in det.media:
+        c = classify_media(m, cfg.rule)
+        people += c.observation_type == HUMAN
+        vehicles += c.observation_type == VEHICLE
+        unnamed += c.observation_type == ANIMAL and not c.scientific_name
+    return (
+        f'<p class="meta" id="outcome-counts">People: <span id="count-human">{people}</span> photos. '
+        f'Vehicles: <span id="count-vehicle">{vehicles}</span>. Animals not in the species list '
+        f'(no name): <span id="count-animal">{unnamed}</span>.</p>'
+    )
+
+
 def render_report(det: Detections, cfg: FieldDataConfig) -> str:
     s = summarise(det, cfg.rule)
     types = ", ".join(f"{k}: {v}" for k, v in sorted(s.by_type.items()))
@@ -236,7 +252,8 @@ def render_report(det: Detections, cfg: FieldDataConfig) -> str:
 <h1>lit-edge report: {_e(det.db.name)}</h1>
 <p class="meta">{s.total} media, {s.done} classified ({s.blank} blank), {s.failed} failed ({_e(types)}). Generated {generated} by lit-edge {__version__}.</p>
 <pre id="js-errors"></pre>
-<h2>Species</h2><p class="meta" id="blank-count">Blank (no animal): {s.blank} photos.</p>{_species_table(s)}
+<h2>Species</h2><p class="meta" id="blank-count">Blank (no animal): {s.blank} photos.</p>
+{_outcomes(det, cfg)}{_species_table(s)}
 {bar_chart([(sc.name, sc.count) for sc in s.species[:25]])}
 <h2>Detections over time</h2>{timeline_chart(s.per_day)}
 <h2>Photos per species</h2>{_thumbs(det, cfg, s)}
