@@ -5,8 +5,8 @@ Tags every photo of FOLDER's ``labels.csv`` (default: ``../shared/fieldset``, or
 framing, the ONNX Runtime tower, the classifier), then prints, for every photo, expected vs decided
 with its score, and:
 
-- counts: right species, right but coarser (a genus or family of the expected species, or
-  ``animal``), blank/human/vehicle right, no taxon (uncertain), wrong taxon, wrong outcome;
+- counts: right species, right but coarser (a genus or family of the expected species),
+  ``animal`` without a name, blank/human/vehicle right, uncertain, wrong taxon, wrong outcome;
 - a risk-coverage table: decisions kept at score >= 0.5 / 0.7 / 0.9 and how many are right;
 - the expected calibration error (ECE, 10 bins);
 - the wrong decisions at a score >= 0.9.

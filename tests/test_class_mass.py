@@ -132,3 +132,29 @@ def test_softmax_bundles_keep_their_behaviour_and_human_rows_join_the_softmax():
     assert d.rank == HUMAN and d.score > 0.9
     (d,) = clf(np.array([[0, 0, 0, 1.0]], np.float32))  # nothing near: the softmax is flat
     assert d.rank in (UNCERTAIN, HUMAN)
+
+
+def test_adding_a_species_by_an_old_name_writes_the_accepted_one_and_kin_give_its_ranks():
+    from lit_edge.bundle import read_labels
+    from lit_edge.errors import UserError
+    from lit_edge.export.species import taxon_for_name
+    from lit_edge.starter import species_list_path
+
+    starter = read_labels(species_list_path())
+    without = [lab for lab in starter if lab.scientific_name != "Ursus maritimus"]
+    t = taxon_for_name("Thalarctos maritimus, Ice bear", without)
+    assert (t.scientific_name, t.family, t.order, t.synonyms) == (
+        "Ursus maritimus",
+        "Ursidae",
+        "Carnivora",
+        "Thalarctos maritimus",
+    )
+    with pytest.raises(UserError, match="already in the bundle as 'Ursus americanus'"):
+        taxon_for_name("Euarctos americanus", starter)
+    heron = taxon_for_name("Ardea cinerea, Grey heron", starter)  # Ardea alba is its kin
+    assert (heron.family, heron.order, heron.class_, heron.common_name) == (
+        "Ardeidae",
+        "Pelecaniformes",
+        "Aves",
+        "Grey heron",
+    )

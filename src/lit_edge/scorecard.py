@@ -4,10 +4,10 @@ A folder of photos with a ``labels.csv`` (``path,expected``; ``expected`` a scie
 ``blank``, ``Homo sapiens`` or ``vehicle``) is the only honest check of a bundle's decisions. This
 module turns (expected, decision) pairs into the figures a camera-trap user cares about:
 
-- how many photos got the right species, a right but coarser taxon (a genus or family of the
-  expected species, or ``animal``), the right blank/human/vehicle outcome, no taxon at all
-  (``uncertain``), or a wrong one (a wrong taxon named, or a wrong outcome: an animal called
-  blank, a person called an animal);
+- how many photos got the right species, a right but coarser taxon (a genus, family ... of the
+  expected species), ``animal`` without a name (true, and coarser still), the right
+  blank/human/vehicle outcome, ``uncertain``, or a wrong one (a wrong taxon named, or a wrong
+  outcome: an animal called blank, a person called an animal);
 - risk-coverage: keeping only decisions at a score >= t, what share is kept and how many of those
   are right (users triage exactly so: AddaxAI at 0.65, Wildlife Insights at 0.95 for blanks);
 - the expected calibration error of the scores (does 0.8 mean right 8 times in 10?);
@@ -30,17 +30,19 @@ from lit_edge.outcomes import ANIMAL, BLANK, HUMAN, UNCERTAIN, VEHICLE
 #: ``expected`` values that are outcomes, not taxa (Homo sapiens: camera-trap projects rank people first).
 EXPECTED_OUTCOMES = {"blank": BLANK, "homo sapiens": HUMAN, "human": HUMAN, "vehicle": VEHICLE}
 
-RIGHT, COARSER, OUTCOME, NONE, WRONG_TAXON, WRONG_OUTCOME, FAILED = (
+RIGHT, COARSER, UNNAMED, OUTCOME, NONE, WRONG_TAXON, WRONG_OUTCOME, FAILED = (
     "right species",
     "right, coarser",
+    "animal, no name",
     "blank/human/vehicle right",
-    "no taxon (uncertain)",
+    "uncertain",
     "wrong taxon",
     "wrong outcome",
     "failed to read",
 )
-VERDICTS = (RIGHT, COARSER, OUTCOME, NONE, WRONG_TAXON, WRONG_OUTCOME, FAILED)
-CORRECT = (RIGHT, COARSER, OUTCOME)
+VERDICTS = (RIGHT, COARSER, UNNAMED, OUTCOME, NONE, WRONG_TAXON, WRONG_OUTCOME, FAILED)
+#: Verdicts whose decision is a true statement (``animal`` on an animal photo is true, if coarse).
+CORRECT = (RIGHT, COARSER, UNNAMED, OUTCOME)
 
 
 @dataclass(frozen=True)
@@ -99,7 +101,7 @@ class Judge:
         if rank in (BLANK, HUMAN, VEHICLE):
             return WRONG_OUTCOME
         if rank == ANIMAL:
-            return COARSER
+            return UNNAMED
         if rank == "species":
             same = self.index.get(name)
             ok = name.casefold() == expected.casefold() or (
