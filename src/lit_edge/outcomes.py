@@ -82,6 +82,12 @@ class Classification:
     rank: str | None = None
     probability: float | None = None
 
+    @property
+    def taxon(self) -> str | None:
+        """The scientific name an export writes: None for ``animal`` ("not in the list") and the
+        other outcomes, whose ``scientific_name`` is only the outcome's own word (or nothing)."""
+        return None if (self.rank or "") in NON_TAXON else self.scientific_name
+
 
 class Decided(Protocol):
     """What :func:`classify_media` reads of a media row (``lit_edge.db.reader.MediaRow``)."""
@@ -106,10 +112,10 @@ def classify_media(m: Decided, rule: DecisionRule) -> Classification:
     lowered = name.lower()
     if rank == BLANK or lowered in rule.blank_names:
         return Classification(OBS_BLANK, probability=score)
-    if rank in (HUMAN, VEHICLE, ANIMAL):  # outcome rows, or an animal no kept row explains: no name
-        return Classification(
-            {HUMAN: OBS_HUMAN, VEHICLE: OBS_VEHICLE, ANIMAL: OBS_ANIMAL}[rank], probability=score
-        )
+    if rank in (HUMAN, VEHICLE):  # the bundle's human/vehicle rows: no taxon
+        return Classification(OBS_HUMAN if rank == HUMAN else OBS_VEHICLE, rank=rank, probability=score)
+    if rank == ANIMAL:  # an animal no kept row explains: counted as 'animal', exported without a name
+        return Classification(OBS_ANIMAL, scientific_name=ANIMAL, rank=ANIMAL, probability=score)
     if lowered in rule.human_names:
         kind = OBS_HUMAN
     elif lowered in rule.vehicle_names:

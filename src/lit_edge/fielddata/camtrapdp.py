@@ -101,7 +101,7 @@ def _observation(
         "eventEnd": _iso(end),
         "observationLevel": level,
         "observationType": c.observation_type,
-        "scientificName": c.scientific_name if named else "",
+        "scientificName": (c.taxon or "") if named else "",
         "classificationMethod": "machine" if classified else "",
         "classifiedBy": machine.by if classified else "",
         "classificationTimestamp": machine.at if classified else "",
@@ -206,8 +206,8 @@ def _media_and_observations(
             )
             c = classify_media(m, cfg.rule)
             per_media.append(c)
-            if c.scientific_name:
-                taxa.add((c.scientific_name, c.rank or "species"))
+            if c.taxon:
+                taxa.add((c.taxon, c.rank or "species"))
             obs_rows.append(
                 _observation(
                     obs_id=f"{media_id}-o1",

@@ -233,7 +233,7 @@ def _outcomes(det: Detections, cfg: FieldDataConfig) -> str:
         c = classify_media(m, cfg.rule)
         people += c.observation_type == HUMAN
         vehicles += c.observation_type == VEHICLE
-        unnamed += c.observation_type == ANIMAL and not c.scientific_name
+        unnamed += c.observation_type == ANIMAL and not c.taxon
     return (
         f'<p class="meta" id="outcome-counts">People: <span id="count-human">{people}</span> photos. '
         f'Vehicles: <span id="count-vehicle">{vehicles}</span>. Animals not in the species list '

@@ -186,7 +186,7 @@ def write_xmp(det: Detections, out: Path | None, cfg: FieldDataConfig) -> list[P
     written = []
     for m in track(photos, len(photos), "XMP sidecars"):
         c = classify_media(m, cfg.rule)
-        named = c.observation_type in (ANIMAL, HUMAN, VEHICLE) and c.scientific_name
+        named = c.observation_type in (ANIMAL, HUMAN, VEHICLE) and c.taxon
         if not named and c.observation_type not in (BLANK, ANIMAL, HUMAN, VEHICLE):
             continue
         photo = Path(m.path)
