@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
-from lit_edge.bundle import BLANK, RANKS, Label, NameIndex, split_synonyms, write_labels
+from lit_edge.bundle import BLANK, RANKS, SYNONYM_SEP, Label, NameIndex, split_synonyms, write_labels
 from lit_edge.errors import UserError
 from lit_edge.taxonomy import TEMPLATES, Taxon, TextType, read_species_list
 
@@ -50,6 +50,34 @@ def labels_for(taxa: Sequence[Taxon]) -> list[Label]:
     return out
 
 
+def taxon_of(label: Label) -> Taxon:
+    """A ``labels.csv`` row back as a :class:`Taxon` (ranks, common name, synonyms); a row written
+    by hand with only a scientific name gets its genus and epithet from the name."""
+    r = dict(label.ranks)
+    t = Taxon(
+        kingdom=r.get("kingdom", ""),
+        phylum=r.get("phylum", ""),
+        class_=r.get("class", ""),
+        order=r.get("order", ""),
+        family=r.get("family", ""),
+        genus=r.get("genus", ""),
+        species=r.get("species", ""),
+        common_name=label.common_name,
+        synonyms=SYNONYM_SEP.join(label.synonyms),
+    )
+    if not t.genus:
+        t = Taxon.from_name(label.scientific_name, common_name=label.common_name, synonyms=t.synonyms)
+    return t
+
+
+def _accepted(lab: Label, common_name: str, old_names: Sequence[str]) -> Taxon:
+    """``lab``'s taxon (the checklist's accepted row) with ``common_name`` if given, and every
+    other name (``old_names``, ``lab``'s synonyms) kept as a synonym."""
+    names = [*old_names, *lab.synonyms]
+    synonyms = SYNONYM_SEP.join(dict.fromkeys(n for n in names if n != lab.scientific_name))
+    return replace(taxon_of(lab), common_name=common_name or lab.common_name, synonyms=synonyms)
+
+
 def _checklist() -> list[Label]:
     """The names lit-edge knows the current form of: the starter's checked species list."""
     from lit_edge.bundle import read_labels
@@ -70,21 +98,7 @@ def current_taxa(taxa: Sequence[Taxon]) -> list[Taxon]:
         if lab is None or lab.scientific_name == t.scientific_name:
             out.append(t)
             continue
-        r = dict(lab.ranks)
-        names = [*split_synonyms(t.synonyms), t.scientific_name, *lab.synonyms]
-        out.append(
-            Taxon(
-                kingdom=r.get("kingdom", ""),
-                phylum=r.get("phylum", ""),
-                class_=r.get("class", ""),
-                order=r.get("order", ""),
-                family=r.get("family", ""),
-                genus=r.get("genus", ""),
-                species=r.get("species", ""),
-                common_name=t.common_name or lab.common_name,
-                synonyms=";".join(dict.fromkeys(n for n in names if n != lab.scientific_name)),
-            )
-        )
+        out.append(_accepted(lab, t.common_name, [*split_synonyms(t.synonyms), t.scientific_name]))
     return out
 
 
@@ -115,35 +129,16 @@ def taxon_for_name(raw: str, labels: list[Label], where: object = "the bundle") 
     hit = NameIndex(known).get(t.scientific_name)
     if hit is not None:
         lab = known[hit]
-        ranks = dict(lab.ranks)
         if NameIndex(labels).get(lab.scientific_name) is not None:
             raise UserError(
                 f"{where}: {t.scientific_name!r} is already in the bundle as {lab.scientific_name!r}"
             )
-        return Taxon(
-            kingdom=ranks.get("kingdom", ""),
-            phylum=ranks.get("phylum", ""),
-            class_=ranks.get("class", ""),
-            order=ranks.get("order", ""),
-            family=ranks.get("family", ""),
-            genus=ranks.get("genus", ""),
-            species=ranks.get("species", ""),
-            common_name=t.common_name or lab.common_name,
-            synonyms=";".join(dict.fromkeys(n for n in lab.names if n != lab.scientific_name)),
-        )
+        return _accepted(lab, t.common_name, [t.scientific_name])
     kin = next((lab for lab in [*labels, *known] if t.genus and lab.rank("genus") == t.genus), None)
     if kin is None:
         return t
-    return Taxon(
-        kingdom=kin.rank("kingdom"),
-        phylum=kin.rank("phylum"),
-        class_=kin.rank("class"),
-        order=kin.rank("order"),
-        family=kin.rank("family"),
-        genus=t.genus,
-        species=t.species,
-        common_name=t.common_name,
-    )
+    above = {r.rstrip("_"): r for r in ("kingdom", "phylum", "class_", "order", "family")}
+    return replace(t, **{field: kin.rank(rank) for rank, field in above.items()})
 
 
 def encode(model, taxa: Sequence[Taxon], cfg: SpeciesConfig = SpeciesConfig()) -> np.ndarray:

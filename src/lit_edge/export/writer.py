@@ -30,6 +30,7 @@ from lit_edge.errors import UserError
 from lit_edge.export import calib, head
 from lit_edge.export.quantize import QuantConfig
 from lit_edge.export.species import LABELS, MATRIX, SpeciesConfig, current_taxa, labels_for, taxon_for_name
+from lit_edge.export.species import taxon_of as _taxon
 from lit_edge.taxonomy import Taxon, read_species_list
 
 log = logging.getLogger(__name__)
@@ -209,24 +210,6 @@ def model_info(model) -> bf.ModelInfo:
 
 
 # species changes -------------------------------------------------------------------------------
-
-
-def _taxon(label: bf.Label) -> Taxon:
-    r = dict(label.ranks)
-    t = Taxon(
-        kingdom=r.get("kingdom", ""),
-        phylum=r.get("phylum", ""),
-        class_=r.get("class", ""),
-        order=r.get("order", ""),
-        family=r.get("family", ""),
-        genus=r.get("genus", ""),
-        species=r.get("species", ""),
-        common_name=label.common_name,
-        synonyms=";".join(label.synonyms),
-    )
-    if not t.genus:  # labels written by hand: only the scientific name is known
-        t = Taxon.from_name(label.scientific_name, common_name=label.common_name, synonyms=t.synonyms)
-    return t
 
 
 def _open_for_species(bundle_dir: Path, model) -> bf.Bundle:
