@@ -33,9 +33,9 @@ from pathlib import Path
 
 from lit_edge import scorecard
 from lit_edge.bundle import read_labels
-from lit_edge.device.backends import BackendConfig
+from lit_edge.device.config import BackendConfig, EngineConfig
 from lit_edge.device.decode import DecodeError, decode_file
-from lit_edge.device.pipeline import Engine, EngineConfig
+from lit_edge.device.pipeline import Engine
 from lit_edge.device.preprocess import prepare
 
 FRAMINGS = {

@@ -48,23 +48,11 @@ from pathlib import Path
 import numpy as np
 
 from lit_edge.bundle import RANKS, Label, NameIndex, Scoring
+from lit_edge.device.config import ClassifyConfig
 from lit_edge.errors import UserError
 from lit_edge.outcomes import ANIMAL, BLANK, HUMAN, UNCERTAIN, VEHICLE
 
 ROLLUP_RANKS = tuple(reversed(RANKS[:-1]))  # genus, family, order, class, phylum, kingdom
-
-
-@dataclass(frozen=True)
-class ClassifyConfig:
-    """How scores become a decision."""
-
-    top_k: int = 5
-    threshold: float = 0.5  # probability a taxon (or "animal") must reach to be named
-    margin: float = 0.1  # how far the best species must lead the runner-up to be named
-    species_file: Path | None = None  # restrict to these scientific names (one per line)
-    blank_threshold: float = 0.5  # background rows' score that makes a photo 'blank'
-    human_threshold: float = 0.25  # human rows' score that makes a photo 'human' (people first)
-    vehicle_threshold: float = 0.5  # vehicle rows' score that makes a photo 'vehicle'
 
 
 @dataclass(frozen=True)
