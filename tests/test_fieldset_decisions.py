@@ -88,7 +88,8 @@ def test_few_wrong_taxa_and_scores_that_mean_something(judged):
     c = scorecard.counts(judged)
     assert c[scorecard.WRONG_TAXON] <= BARS["wrong taxon"]
     assert scorecard.expected_calibration_error(judged) <= BARS["ece"]
-    assert c[scorecard.FAILED] == 1  # the truncated elephant: a recorded failure, the rest went on
+    # the truncated elephant: a recorded failure, or (since decode keeps a late-cut JPEG's rows) decided
+    assert c[scorecard.FAILED] <= 1
 
 
 def test_blank_photos_are_blank(judged):
