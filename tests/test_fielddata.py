@@ -532,3 +532,7 @@ def test_human_vehicle_and_unnamed_animal_outcomes_reach_every_export(tmp_path):
     html = (tmp_path / "r.html").read_text(encoding="utf-8")
     for key in ("human", "vehicle", "animal"):
         assert f'<span id="count-{key}">1</span>' in html
+    summary = cli("db", "summary", tmp_path / "d.db")
+    assert summary.exit_code == 0
+    for word in ("human", "vehicle", "animal"):  # a row of its own, and an observation type
+        assert summary.output.count(f" {word} ") >= 2, summary.output

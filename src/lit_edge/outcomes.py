@@ -112,10 +112,10 @@ def classify_media(m: Decided, rule: DecisionRule) -> Classification:
     lowered = name.lower()
     if rank == BLANK or lowered in rule.blank_names:
         return Classification(OBS_BLANK, probability=score)
-    if rank in (HUMAN, VEHICLE):  # the bundle's human/vehicle rows: no taxon
-        return Classification(OBS_HUMAN if rank == HUMAN else OBS_VEHICLE, rank=rank, probability=score)
-    if rank == ANIMAL:  # an animal no kept row explains: counted as 'animal', exported without a name
-        return Classification(OBS_ANIMAL, scientific_name=ANIMAL, rank=ANIMAL, probability=score)
+    if rank in (HUMAN, VEHICLE, ANIMAL):  # outcome rows, or an animal no kept row explains:
+        # counted under the outcome's own word (summary, report), exported without a taxon (.taxon)
+        kind = {HUMAN: OBS_HUMAN, VEHICLE: OBS_VEHICLE, ANIMAL: OBS_ANIMAL}[rank]
+        return Classification(kind, scientific_name=rank, rank=rank, probability=score)
     if lowered in rule.human_names:
         kind = OBS_HUMAN
     elif lowered in rule.vehicle_names:
