@@ -114,7 +114,7 @@ def decide(v: Variant, species: list[bf.Label], sp_matrix, scale, bias, emb) -> 
 
 def variants(sp_matrix: np.ndarray, dim: int) -> list[Variant]:
     claimed = claimed_classes(sp_matrix)
-    per_class = background_rows(0, dim, claimed, max_group=0).matrix
+    per_class = background_rows(0, dim, claimed, max_group=0, people_and_vehicles=False).matrix
     uniform = per_class.sum(axis=0, keepdims=True)
     uniform /= np.linalg.norm(uniform)
     out = [
@@ -123,7 +123,7 @@ def variants(sp_matrix: np.ndarray, dim: int) -> list[Variant]:
         Variant(f"softmax: {len(per_class)} rows, one per class", "softmax", per_class),
     ]
     for g in (20, 50, 130):
-        rows = background_rows(0, dim, claimed, max_group=g).matrix
+        rows = background_rows(0, dim, claimed, max_group=g, people_and_vehicles=False).matrix
         out.append(Variant(f"softmax: {len(rows)} rows, per class + groups <= {g}", "softmax", rows))
     for thr in (0.5, 0.4, 0.6):
         shipped = " (shipped)" if thr == 0.5 and MAX_GROUP == 0 else ""

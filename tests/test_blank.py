@@ -292,12 +292,22 @@ def test_starter_background_rows_are_the_non_animal_classes_not_claimed_by_a_spe
     species[0, 996] = 1.0  # a species that is the hen-of-the-woods class: claims it
     np.save(folder / "text_embeddings.npy", species)
     write_manifest(folder, Manifest.from_dict(json.loads((folder / "manifest.json").read_text()), folder))
-    recipe = {"recipe": blank.RECIPE_VERSION, "max_group": 20, "claim_share": blank.CLAIM_SHARE}
+    recipe = {
+        "recipe": blank.RECIPE_VERSION,
+        "max_group": 20,
+        "claim_share": blank.CLAIM_SHARE,
+        "scoring": "class_mass",
+        "framing": {"resize_mode": "letterbox"},
+    }
     add_background(folder, recipe)
     assert _background(folder) == recipe
 
     b = load(folder)
-    rows = [i for i, lab in enumerate(b.labels) if lab.is_blank]
+    assert (b.manifest.scoring.kind, b.manifest.preprocess.resize_mode) == ("class_mass", "letterbox")
+    rows = [i for i, lab in enumerate(b.labels) if lab.outcome]
+    kinds = [b.labels[i].outcome for i in rows]
+    assert kinds.count("human") == 59 and kinds.count("vehicle") == 79  # WordNet's people and vehicles
+    assert kinds == sorted(kinds, key=["human", "vehicle", "blank"].index)
     assert rows == list(range(4, len(b.labels))) and b.manifest.extra["background"]["rows"] == len(rows)
     m = b.text_embeddings[rows]
     np.testing.assert_allclose(np.linalg.norm(m, axis=1), 1.0, atol=1e-6)

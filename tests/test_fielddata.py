@@ -485,3 +485,54 @@ def test_taxonomy_from_a_tar_bundle(field, tmp_path):
     assert cli("db", "export", field["db"], "-f", "xmp", "-o", tmp_path / "x", "--bundle", tar).exit_code == 0
     hier = _keywords(tmp_path / "x" / "siteA" / "IMG_0003.JPG.xmp")["hier"]
     assert hier == ["Animalia|Chordata|Mammalia|Carnivora|Mustelidae|Meles|Meles meles"]
+
+
+def test_human_vehicle_and_unnamed_animal_outcomes_reach_every_export(tmp_path):
+    """Decided levels human / vehicle / animal (lit_edge.outcomes) become Camtrap DP's
+    observationType without a scientificName, MegaDetector's person/vehicle categories, top-level
+    XMP tags and the report's counts."""
+    rows = []
+    for i, rank in enumerate(("human", "vehicle", "animal")):
+        p = write_photo(tmp_path / "s" / f"{rank}.jpg", f"2024:05:01 0{i}:30:00", (1.0, 2.0))
+        decided = _decided(FOX, 0.4)
+        decided.update(top_label_id=None, top_name=rank, top_rank=rank, top_score=0.62)
+        rows.append(
+            {
+                "path": str(p),
+                "captured_at": f"2024-05-01T0{i}:30:00",
+                "latitude": 1.0,
+                "longitude": 2.0,
+                **decided,
+            }
+        )
+    fill_db(tmp_path / "d.db", rows)
+    assert cli("db", "export", tmp_path / "d.db", "-f", "camtrap-dp", "-o", tmp_path / "dp").exit_code == 0
+    media_obs = [
+        o for o in read_csv(tmp_path / "dp" / "observations.csv") if o["observationLevel"] == "media"
+    ]
+    assert sorted(
+        (o["observationType"], o["scientificName"], o["classificationProbability"]) for o in media_obs
+    ) == [
+        ("animal", "", "0.6200"),
+        ("human", "", "0.6200"),
+        ("vehicle", "", "0.6200"),
+    ]
+    assert (
+        cli("db", "export", tmp_path / "d.db", "-f", "megadetector", "-o", tmp_path / "md.json").exit_code
+        == 0
+    )
+    images = json.loads((tmp_path / "md.json").read_text())["images"]
+    cats = {Path(i["file"]).stem: i["detections"][0]["category"] for i in images}
+    assert cats == {"human": "2", "vehicle": "3", "animal": "1"}
+    assert cli("db", "export", tmp_path / "d.db", "-f", "xmp").exit_code == 0
+    for rank in ("human", "vehicle", "animal"):
+        text = (tmp_path / "s" / f"{rank}.jpg.xmp").read_text(encoding="utf-8")
+        assert f"<rdf:li>{rank}</rdf:li>" in text
+    assert cli("report", tmp_path / "d.db", "-o", tmp_path / "r.html").exit_code == 0
+    html = (tmp_path / "r.html").read_text(encoding="utf-8")
+    for key in ("human", "vehicle", "animal"):
+        assert f'<span id="count-{key}">1</span>' in html
+    summary = cli("db", "summary", tmp_path / "d.db")
+    assert summary.exit_code == 0
+    for word in ("human", "vehicle", "animal"):  # a row of its own, and an observation type
+        assert summary.output.count(f" {word} ") >= 2, summary.output

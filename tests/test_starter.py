@@ -24,7 +24,14 @@ from lit_edge.starter import smoke_config, species_list_path
 from lit_edge.starter.config import StarterConfig
 from lit_edge.starter.hierarchy import imagenet_synsets, leaf_cover
 from lit_edge.starter.phrasings import HELDOUT_TEMPLATES, build_phrasings
-from lit_edge.starter.species import read_species_csv, species_rows, to_csv
+from lit_edge.starter.species import (
+    SOURCES,
+    current_names,
+    read_checklist,
+    read_species_csv,
+    species_rows,
+    to_csv,
+)
 from lit_edge.starter.trainer_cache import write_trainer_cache
 from lit_edge.starter.wordnet import load_wordnet, parse_line, read_wordnet
 
@@ -88,7 +95,38 @@ def test_fox_and_genus_covers(wn, cover):
 
 # species list ----------------------------------------------------------------------------------------
 def test_committed_species_list_is_up_to_date(wn):
-    assert species_list_path().read_text(encoding="utf-8") == to_csv(species_rows(wn))
+    assert species_list_path().read_text(encoding="utf-8") == to_csv(current_names(species_rows(wn)))
+
+
+def test_species_list_has_current_names_with_wordnets_as_synonyms():
+    from lit_edge.bundle import NameIndex, read_labels
+
+    labels = read_labels(species_list_path())
+    rows = {r["scientific_name"]: r for r in read_species_csv(species_list_path())}
+    index = NameIndex(labels)
+    for old, new, family in (
+        ("Euarctos americanus", "Ursus americanus", "Ursidae"),
+        ("Thalarctos maritimus", "Ursus maritimus", "Ursidae"),
+        ("Alopex lagopus", "Vulpes lagopus", "Canidae"),
+        ("Egretta albus", "Ardea alba", "Ardeidae"),
+    ):
+        assert labels[index.get(old)].scientific_name == new  # the old name finds the new row
+        assert (rows[new]["family"], rows[new]["synonyms"], rows[new]["status"]) == (family, old, "renamed")
+        assert old not in rows
+    assert rows["Ailuropoda melanoleuca"]["family"] == "Ursidae"  # not WordNet's Procyonidae
+    assert rows["Ardea alba"]["order"] == "Pelecaniformes"
+    # every row cites a checklist; the unchecked ones say so
+    assert all(r["source"] in SOURCES for r in rows.values())
+    assert {r["status"] for r in rows.values()} <= {"accepted", "renamed", "unverified"}
+    assert "Luscinia megarhynchos" not in rows  # its ImageNet class shows bulbuls: excluded
+
+
+def test_checklist_covers_every_wordnet_row_once(wn):
+    checklist = read_checklist()
+    names = {r.row["scientific_name"] for r in species_rows(wn)}
+    assert set(checklist) == names
+    accepted = [r["scientific_name"] for r in checklist.values() if r["status"] != "excluded"]
+    assert len(accepted) == len(set(accepted))  # two WordNet rows never become one name
 
 
 def test_species_list_has_ranks_and_parents():

@@ -37,12 +37,18 @@ FORMAT = "lit-edge-bundle"
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 RANKS = ("kingdom", "phylum", "class", "order", "family", "genus", "species")
-LABEL_COLUMNS = ("id", "scientific_name", "common_name", *RANKS)
+#: ``synonyms``: other scientific names of the row's taxon, ``;``-separated (``Euarctos americanus``
+#: for ``Ursus americanus``). Every name lookup accepts them and writes the accepted name.
+LABEL_COLUMNS = ("id", "scientific_name", "common_name", *RANKS, "synonyms")
+SYNONYM_SEP = ";"
 #: ``scientific_name`` of a background row ("no animal here"). A bundle may hold any number of them
 #: (the starter has one per non-animal ImageNet class); together they span the background subspace,
 #: and a photo whose embedding lies mostly in it is the runtime's ``blank`` outcome. They are never
 #: species (no softmax, top-k or roll-up). Bundles without them behave as before.
 BLANK = outcomes.BLANK
+#: Rows named ``human`` or ``vehicle`` are *outcome rows* like the background rows: evidence for
+#: "a person is in view" and "a vehicle is in view", never species (see ``lit_edge.device.classify``).
+OUTCOME_ROWS = (outcomes.BLANK, outcomes.HUMAN, outcomes.VEHICLE)
 #: Image tower flavours, best first for a CPU host.
 FLAVOURS = ("int8_cpu", "fp32", "int8_tensorrt")
 
@@ -78,6 +84,27 @@ class Preprocess:
 
 
 @dataclass(frozen=True)
+class Scoring:
+    """What a row's score means; travels with the bundle, because only the model knows.
+
+    ``softmax`` (the default, any LiT model): ``softmax(logit_scale * cosine + bias)`` over the
+    species rows, as the model was trained.
+    ``class_mass``: the embedding is ``sqrt`` of a class distribution (the starter: the locked
+    ImageNet head's softmax), every row is ``sqrt`` of the distribution it covers, and a row's score
+    is the head's own probability mass on the classes it covers. See ``docs/starter-model.md``.
+    """
+
+    kind: str = "softmax"  # softmax | class_mass
+
+    @classmethod
+    def from_dict(cls, d: dict | None) -> Scoring:
+        s = cls(**{k: v for k, v in (d or {}).items() if k in cls.__dataclass_fields__})
+        if s.kind not in ("softmax", "class_mass"):
+            raise BundleError(f"unknown scoring kind {s.kind!r}; upgrade lit-edge or re-export the bundle")
+        return s
+
+
+@dataclass(frozen=True)
 class ModelInfo:
     """What the bundle's model is; ``logit_scale`` turns cosine similarities into logits."""
 
@@ -104,6 +131,7 @@ class Manifest:
     text_embeddings: str = "text_embeddings.npy"
     classifiers: dict[str, str] = field(default_factory=dict)  # flavour -> graph with scores output
     files: dict[str, dict] = field(default_factory=dict)  # name -> {"sha256", "bytes"}
+    scoring: Scoring = field(default_factory=Scoring)
     num_classes: int = 0
     created: str = ""
     lit_edge_version: str = ""
@@ -132,6 +160,7 @@ class Manifest:
                 text_embeddings=d.get("text_embeddings", "text_embeddings.npy"),
                 classifiers=dict(d.get("classifiers", {})),
                 files=dict(d["files"]),
+                scoring=Scoring.from_dict(d.get("scoring")),
                 num_classes=int(d.get("num_classes", 0)),
                 created=d.get("created", ""),
                 lit_edge_version=d.get("lit_edge_version", ""),
@@ -149,6 +178,7 @@ class Label:
     scientific_name: str
     common_name: str = ""
     ranks: tuple[tuple[str, str], ...] = ()
+    synonyms: tuple[str, ...] = ()  # other scientific names of the same taxon (not accepted)
 
     def rank(self, name: str) -> str:
         return dict(self.ranks).get(name, "")
@@ -157,6 +187,17 @@ class Label:
     def is_blank(self) -> bool:
         """A background row (:data:`BLANK`): evidence for "no animal", not a taxon."""
         return self.scientific_name.casefold() == BLANK
+
+    @property
+    def outcome(self) -> str | None:
+        """``blank``, ``human`` or ``vehicle`` for an outcome row (:data:`OUTCOME_ROWS`), else None."""
+        name = self.scientific_name.casefold()
+        return name if name in OUTCOME_ROWS else None
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The accepted scientific name, then its synonyms."""
+        return (self.scientific_name, *self.synonyms)
 
     @property
     def display(self) -> str:
@@ -187,9 +228,15 @@ def read_labels(path: Path) -> list[Label]:
                     scientific_name=row["scientific_name"].strip(),
                     common_name=(row.get("common_name") or "").strip(),
                     ranks=ranks,
+                    synonyms=split_synonyms(row.get("synonyms")),
                 )
             )
     return out
+
+
+def split_synonyms(text: str | None) -> tuple[str, ...]:
+    """``"Euarctos americanus; Ursus americanus"`` -> a tuple of the names (empty parts dropped)."""
+    return tuple(" ".join(n.split()) for n in (text or "").split(SYNONYM_SEP) if n.strip())
 
 
 def write_labels(path: Path, labels: Iterable[Label]) -> None:
@@ -197,7 +244,35 @@ def write_labels(path: Path, labels: Iterable[Label]) -> None:
         w = csv.writer(f)
         w.writerow(LABEL_COLUMNS)
         for lab in labels:
-            w.writerow([lab.id, lab.scientific_name, lab.common_name, *[lab.rank(r) for r in RANKS]])
+            w.writerow(
+                [
+                    lab.id,
+                    lab.scientific_name,
+                    lab.common_name,
+                    *[lab.rank(r) for r in RANKS],
+                    SYNONYM_SEP.join(lab.synonyms),
+                ]
+            )
+
+
+class NameIndex:
+    """Scientific name (accepted or synonym, any case) -> the row's index in ``labels``.
+
+    The one place that resolves a name a user typed (``--species``, ``export species --add``, the
+    field-data writers) to a row, so that an old name finds the row under its accepted name.
+    """
+
+    def __init__(self, labels: Iterable[Label]):
+        self._index: dict[str, int] = {}
+        taxa = [(i, lab) for i, lab in enumerate(labels) if not lab.outcome]
+        for i, lab in taxa:  # accepted names first: a synonym never hides another row's name
+            self._index.setdefault(" ".join(lab.scientific_name.split()).casefold(), i)
+        for i, lab in taxa:
+            for n in lab.synonyms:
+                self._index.setdefault(" ".join(n.split()).casefold(), i)
+
+    def get(self, name: str) -> int | None:
+        return self._index.get(" ".join(name.split()).casefold())
 
 
 def write_manifest(folder: Path, manifest: Manifest, extra_files: Iterable[str] = ()) -> Path:

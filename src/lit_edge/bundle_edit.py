@@ -37,6 +37,7 @@ import contextlib
 import copy
 import ctypes
 import ctypes.util
+import dataclasses
 import errno
 import logging
 import os
@@ -125,7 +126,7 @@ class StagedBundle:
         norms = np.linalg.norm(m, axis=1)
         if len(m) and np.abs(norms - 1.0).max() > _NORM_TOLERANCE:
             raise ValueError("text-embedding rows must be L2-normalised (a bundle's matrix is unit rows)")
-        rows = [bf.Label(i, lab.scientific_name, lab.common_name, lab.ranks) for i, lab in enumerate(labels)]
+        rows = [dataclasses.replace(lab, id=i) for i, lab in enumerate(labels)]  # names, ranks, synonyms kept
         self._rows = (rows, m)
 
     def put_tower(self, flavour: str) -> Path:

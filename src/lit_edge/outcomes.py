@@ -56,8 +56,12 @@ class DecisionRule:
     3. a decision of rank ``blank`` (the runtime's verdict when the bundle's background rows win,
        see ``lit_edge.device.classify``), or whose name is one of ``blank_names`` (a species list
        may carry an explicit "empty" class), is ``blank``;
-    4. a name in ``human_names`` is ``human``, in ``vehicle_names`` is ``vehicle``;
-    5. anything else is ``animal`` with that ``scientificName`` and ``classificationProbability``.
+    4. a decision of rank ``human`` or ``vehicle`` (the bundle's human/vehicle rows), or a name in
+       ``human_names`` / ``vehicle_names``, is ``human`` / ``vehicle`` (no ``scientificName``,
+       except a listed name such as *Homo sapiens*);
+    5. a decision of rank ``animal`` ("animal, not in the list") is ``animal`` without a
+       ``scientificName``;
+    6. anything else is ``animal`` with that ``scientificName`` and ``classificationProbability``.
 
     A whole-image classifier has no detector, so it never proves a photo empty on its own: only
     background rows or an explicit blank class (rule 3) make ``blank``; low confidence makes
@@ -78,6 +82,12 @@ class Classification:
     scientific_name: str | None = None
     rank: str | None = None
     probability: float | None = None
+
+    @property
+    def taxon(self) -> str | None:
+        """The scientific name an export writes: None for ``animal`` ("not in the list") and the
+        other outcomes, whose ``scientific_name`` is only the outcome's own word (or nothing)."""
+        return None if (self.rank or "") in NON_TAXON else self.scientific_name
 
 
 class Decided(Protocol):
@@ -103,6 +113,10 @@ def classify_media(m: Decided, rule: DecisionRule) -> Classification:
     lowered = name.lower()
     if rank == BLANK or lowered in rule.blank_names:
         return Classification(OBS_BLANK, probability=score)
+    if rank in (HUMAN, VEHICLE, ANIMAL):  # outcome rows, or an animal no kept row explains:
+        # counted under the outcome's own word (summary, report), exported without a taxon (.taxon)
+        kind = {HUMAN: OBS_HUMAN, VEHICLE: OBS_VEHICLE, ANIMAL: OBS_ANIMAL}[rank]
+        return Classification(kind, scientific_name=rank, rank=rank, probability=score)
     if lowered in rule.human_names:
         kind = OBS_HUMAN
     elif lowered in rule.vehicle_names:

@@ -64,6 +64,7 @@ class Taxon:
     genus: str = ""
     species: str = ""
     common_name: str = ""
+    synonyms: str = ""  # other scientific names of this taxon, ';'-separated (labels.csv ``synonyms``)
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -126,6 +127,7 @@ class Taxon:
             genus=genus,
             species=epithet,
             common_name=get.get("common_name", ""),
+            synonyms=get.get("synonyms", ""),
         )
 
     def to_dict(self) -> dict[str, str]:

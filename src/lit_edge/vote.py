@@ -1,8 +1,8 @@
 """How several decisions about one visit become one: an event's photos, or a clip's frames.
 
 One rule for both, so that a burst of photos and a clip of the same animal end the same way:
-named decisions (an animal, then a person, then a vehicle: camera-trap projects count animals
-first) vote for their taxon with their probability; the taxon with the most weight wins, and its
+named decisions (a person, then an animal, then a vehicle: a visit with a person in any of its
+photos or frames is a human visit, since camera-trap projects must find people first, for privacy) vote for their taxon with their probability; the taxon with the most weight wins, and its
 probability is that weight over the number of named votes of its kind (a visit that agrees keeps
 its confidence, a split one loses it). With no named vote: ``unknown`` if any was unknown, else
 ``blank`` if any was blank, else ``unclassified`` (everything failed).
@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from lit_edge.outcomes import OBS_ANIMAL, OBS_BLANK, OBS_HUMAN, OBS_UNCLASSIFIED, OBS_UNKNOWN, OBS_VEHICLE
 
-NAMED = (OBS_ANIMAL, OBS_HUMAN, OBS_VEHICLE)
+NAMED = (OBS_HUMAN, OBS_ANIMAL, OBS_VEHICLE)
 
 
 @dataclass(frozen=True)

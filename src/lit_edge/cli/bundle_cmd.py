@@ -61,7 +61,9 @@ def verify(bundle: Annotated[Path, typer.Argument(help="Bundle folder or .tar.")
 
 
 def _classes(b) -> str:
-    """'725 species' or '125 species + 600 background rows': background rows are not species."""
-    blank = sum(lab.is_blank for lab in b.labels)
-    text = f"{len(b.labels) - blank} species"
-    return text + (f" + {blank} background rows" if blank else "")
+    """'725 species' or '124 species + 462 background rows + 59 human + 79 vehicle rows':
+    outcome rows (blank, human, vehicle) are not species."""
+    count = {k: sum(lab.outcome == k for lab in b.labels) for k in ("blank", "human", "vehicle")}
+    text = f"{len(b.labels) - sum(count.values())} species"
+    text += f" + {count['blank']} background rows" if count["blank"] else ""
+    return text + "".join(f" + {n} {k} rows" for k, n in count.items() if k != "blank" and n)

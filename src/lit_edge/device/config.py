@@ -18,10 +18,12 @@ class ClassifyConfig:
     """How scores become a decision (:mod:`lit_edge.device.classify`)."""
 
     top_k: int = 5
-    threshold: float = 0.5  # probability the decision must reach
+    threshold: float = 0.5  # probability a taxon (or "animal") must reach to be named
     margin: float = 0.1  # how far the best species must lead the runner-up to be named
     species_file: Path | None = None  # restrict to these scientific names (one per line)
-    blank_threshold: float = 0.5  # share of the embedding in the background subspace: 'blank'
+    blank_threshold: float = 0.5  # background rows' score that makes a photo 'blank'
+    human_threshold: float = 0.25  # human rows' score that makes a photo 'human' (people first)
+    vehicle_threshold: float = 0.5  # vehicle rows' score that makes a photo 'vehicle'
 
 
 @dataclass(frozen=True)

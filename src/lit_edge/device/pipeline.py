@@ -82,6 +82,7 @@ class Engine:
             m.model.logit_scale,
             m.model.logit_bias,
             config.classify,
+            m.scoring,
         )
         self.min_side = min_decode_side(self.preprocess)
         self._check_contract()

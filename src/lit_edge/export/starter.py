@@ -79,7 +79,7 @@ def ensure_starter_bundle(cfg: StarterBundleConfig = StarterBundleConfig(), forc
     elif _background(out) == blank:
         log.info("starter bundle is up to date: %s", out)
         return out
-    add_background(out, blank)
+    add_background(out, blank, species)
     return out
 
 
@@ -97,9 +97,17 @@ def background_recipe(checkpoint: Path) -> dict | None:
     return {
         "recipe": blank.RECIPE_VERSION,
         "kind": "imagenet-non-animal",
+        "outcomes": ["human", "vehicle", "blank"],
         "max_group": blank.MAX_GROUP,
         "claim_share": blank.CLAIM_SHARE,
+        "scoring": "class_mass",
+        "framing": dict(FRAMING),
     }
+
+
+#: How the starter frames a photo for its tower (the bundle's ``Preprocess``; the runtime follows
+#: it). Measured on the fieldset with ``bench/bench_fieldset.py --framing``: see docs/starter-model.md.
+FRAMING = {"resize_mode": "center_crop", "crop_pct": 0.875}
 
 
 def _background(out: Path) -> dict | None:
@@ -107,14 +115,23 @@ def _background(out: Path) -> dict | None:
 
     b = bf.load(out, verify=False)
     info = dict(b.manifest.extra.get("background") or {})
-    if info.pop("rows", None) != sum(lab.is_blank for lab in b.labels):
+    if info.pop("rows", None) != sum(bool(lab.outcome) for lab in b.labels):
         return None  # rows lost since (a full species replacement): make them again
     return info or None
 
 
-def add_background(out: Path, recipe: dict | None) -> Path:
-    """Write (or, with ``recipe`` None, remove) the starter's background rows in bundle ``out``."""
+def add_background(out: Path, recipe: dict | None, species_csv: Path | None = None) -> Path:
+    """Write (or, with ``recipe`` None, remove) the starter's outcome rows in bundle ``out``.
+
+    With a recipe, the bundle also becomes the starter's class space in full: the species rows
+    whose WordNet synset ``species_csv`` names are set to the exact distribution they were taught
+    (:func:`lit_edge.starter.species.class_targets`), the scoring to ``class_mass``, and the
+    framing to :data:`FRAMING`.
+    """
+    from dataclasses import replace
+
     from lit_edge import bundle as bf
+    from lit_edge.bundle import Scoring
     from lit_edge.export.species import set_background
 
     if recipe is None:
@@ -122,10 +139,22 @@ def add_background(out: Path, recipe: dict | None) -> Path:
             set_background(out, [], np.zeros((0, 0), np.float32), {})
         return out
     from lit_edge.starter.blank import background_rows, claimed_classes
+    from lit_edge.starter.species import class_targets
 
     b = bf.load(out)
-    species = b.text_embeddings[[i for i, lab in enumerate(b.labels) if not lab.is_blank]]
+    labels = [lab for lab in b.labels if not lab.outcome]
+    species = b.text_embeddings[[i for i, lab in enumerate(b.labels) if not lab.outcome]]
+    species = class_targets(labels, species, species_csv or starter_species(None))
     rows = background_rows(
         0, species.shape[1], claimed_classes(species, recipe["claim_share"]), recipe["max_group"]
     )
-    return set_background(out, rows.labels, rows.matrix, recipe)
+    framing = replace(b.manifest.preprocess, **recipe.get("framing", {}))
+    return set_background(
+        out,
+        rows.labels,
+        rows.matrix,
+        recipe,
+        species_matrix=species,
+        scoring=Scoring(kind=recipe.get("scoring", "softmax")),
+        preprocess=framing,
+    )

@@ -33,7 +33,8 @@ from lit_edge.errors import UserError
 from lit_edge.export import calib
 from lit_edge.export.laps import Laps
 from lit_edge.export.quantize import QuantConfig
-from lit_edge.export.species import SpeciesConfig, labels_for
+from lit_edge.export.species import SpeciesConfig, current_taxa, labels_for, taxon_for_name
+from lit_edge.export.species import taxon_of as _taxon
 from lit_edge.taxonomy import Taxon, read_species_list
 
 log = logging.getLogger(__name__)
@@ -125,7 +126,7 @@ def build_bundle(
     from lit_edge.export.species import encode
 
     fp = fingerprint(checkpoint, species_file, calib_dir, cfg)
-    taxa = read_species_list(species_file)
+    taxa = current_taxa(read_species_list(species_file))
     pre = model.preprocess_config()
     model = model.eval()
     int8 = [f for f in cfg.flavours if f != "fp32"]
@@ -196,23 +197,6 @@ def model_info(model) -> bf.ModelInfo:
 # species changes -------------------------------------------------------------------------------
 
 
-def _taxon(label: bf.Label) -> Taxon:
-    r = dict(label.ranks)
-    t = Taxon(
-        kingdom=r.get("kingdom", ""),
-        phylum=r.get("phylum", ""),
-        class_=r.get("class", ""),
-        order=r.get("order", ""),
-        family=r.get("family", ""),
-        genus=r.get("genus", ""),
-        species=r.get("species", ""),
-        common_name=label.common_name,
-    )
-    if not t.genus:  # labels written by hand: only the scientific name is known
-        t = Taxon.from_name(label.scientific_name, common_name=label.common_name)
-    return t
-
-
 def _check_model(b: bf.Bundle, model) -> None:
     if b.manifest.model.name != model.config.name:
         raise UserError(
@@ -233,7 +217,7 @@ def set_species(bundle_dir: Path, model, species_file: Path, cfg: SpeciesConfig 
     """Re-encode the bundle's species from ``species_file`` (a full replacement)."""
     from lit_edge.export.species import encode
 
-    taxa = read_species_list(species_file)
+    taxa = current_taxa(read_species_list(species_file))
     with bf.edit(bundle_dir) as staged:
         _check_model(staged.base, model)
         _put_species(staged, taxa, encode(model, taxa, cfg or _species_config(staged.base)))
@@ -248,27 +232,22 @@ def add_species(bundle_dir: Path, model, names: Sequence[str], cfg: SpeciesConfi
     with bf.edit(bundle_dir) as staged:
         b = staged.base
         _check_model(b, model)
-        species = [i for i, lab in enumerate(b.labels) if not lab.is_blank]
+        species = [i for i, lab in enumerate(b.labels) if not lab.outcome]
         have = [_taxon(b.labels[i]) for i in species]
-        known = {t.scientific_name.casefold() for t in have}
-        new = []
+        new: list[Taxon] = []
         for raw in names:
-            sci, _, common = raw.partition(",")
-            t = Taxon.from_name(sci.strip(), common_name=common.strip())
-            if not t.scientific_name:
-                raise UserError(f"species name {raw!r} is empty; write 'Genus epithet[, Common name]'")
-            if t.scientific_name.casefold() in known:
-                raise UserError(f"{bundle_dir}: {t.scientific_name!r} is already in the bundle")
-            known.add(t.scientific_name.casefold())
-            new.append(t)
+            new.append(
+                taxon_for_name(raw, [*[b.labels[i] for i in species], *labels_for(new)], where=bundle_dir)
+            )
         matrix = np.concatenate([b.text_embeddings[species], encode(model, new, cfg or _species_config(b))])
         _put_species(staged, [*have, *new], matrix)
     return staged.bundle
 
 
 def _put_species(staged, taxa: Sequence[Taxon], matrix: np.ndarray) -> None:
-    """Stage ``taxa`` as the species rows. Background rows (``blank``) are not species: the same
-    ones follow the new species (their ids after them), so one species edit writes the bundle once."""
-    background = [i for i, lab in enumerate(staged.labels) if lab.is_blank]
-    labels = [*labels_for(taxa), *(staged.labels[i] for i in background)]
-    staged.set_rows(labels, np.concatenate([np.asarray(matrix, np.float32), staged.matrix[background]]))
+    """Stage ``taxa`` as the species rows. Outcome rows (``blank``, ``human``, ``vehicle``) are not
+    species: the same ones follow the new species (their ids after them), so one species edit writes
+    the bundle once."""
+    outcome = [i for i, lab in enumerate(staged.labels) if lab.outcome]
+    labels = [*labels_for(taxa), *(staged.labels[i] for i in outcome)]
+    staged.set_rows(labels, np.concatenate([np.asarray(matrix, np.float32), staged.matrix[outcome]]))

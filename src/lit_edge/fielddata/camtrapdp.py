@@ -154,7 +154,7 @@ def _observation(
         "eventEnd": _iso(end),
         "observationLevel": level,
         "observationType": c.observation_type,
-        "scientificName": c.scientific_name if named else "",
+        "scientificName": (c.taxon or "") if named else "",
         "classificationMethod": machine.method if classified else "",
         "classifiedBy": machine.by if classified else "",
         "classificationTimestamp": machine.at if classified else "",
@@ -276,8 +276,8 @@ def _media_and_observations(
                 verified.append((a, words[-1][0]))
             per_media.append(words[0][0])
             for c, who, suffix_id in words:
-                if c.scientific_name:
-                    taxa.add((c.scientific_name, c.rank or "species"))
+                if c.taxon:
+                    taxa.add((c.taxon, c.rank or "species"))
                 start = end = p.when
                 if frames.get(m.path):
                     first, last = clip_span(frames[m.path], c, cfg)

@@ -19,12 +19,14 @@ from pathlib import Path
 from lit_edge.db.reader import Annotation, Detections
 from lit_edge.fielddata.camtrapdp import common_root
 from lit_edge.fielddata.config import FieldDataConfig
-from lit_edge.outcomes import OBS_BLANK, OBS_HUMAN, OBS_UNKNOWN, OBS_VEHICLE, classify_media
+from lit_edge.outcomes import OBS_ANIMAL, OBS_BLANK, OBS_HUMAN, OBS_UNKNOWN, OBS_VEHICLE, classify_media
 from lit_edge.outcomes import OBS_BLANK as BLANK
 from lit_edge.outcomes import OBS_UNCLASSIFIED as UNCLASSIFIED
 
 FORMAT_VERSION = "1.4"
 ANIMAL_CATEGORY, PERSON_CATEGORY, VEHICLE_CATEGORY = "1", "2", "3"
+#: MegaDetector's detection categories, by Camtrap DP observation type.
+CATEGORY = {OBS_ANIMAL: ANIMAL_CATEGORY, OBS_HUMAN: PERSON_CATEGORY, OBS_VEHICLE: VEHICLE_CATEGORY}
 
 
 def megadetector_dict(det: Detections, cfg: FieldDataConfig) -> dict:
@@ -56,7 +58,7 @@ def megadetector_dict(det: Detections, cfg: FieldDataConfig) -> dict:
             )
             entry["detections"] = [
                 {
-                    "category": ANIMAL_CATEGORY,
+                    "category": CATEGORY.get(c.observation_type, ANIMAL_CATEGORY),
                     "conf": round(float(conf), 4),
                     "bbox": [0.0, 0.0, 1.0, 1.0],
                     "classifications": classes,

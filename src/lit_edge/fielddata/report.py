@@ -25,6 +25,9 @@ from lit_edge.db.summary import Summary, summarise
 from lit_edge.fielddata.config import FieldDataConfig
 from lit_edge.fielddata.progress import track
 from lit_edge.fielddata.tracks import Track, flight_tracks
+from lit_edge.outcomes import OBS_ANIMAL as ANIMAL
+from lit_edge.outcomes import OBS_HUMAN as HUMAN
+from lit_edge.outcomes import OBS_VEHICLE as VEHICLE
 from lit_edge.outcomes import classify_media
 
 log = logging.getLogger(__name__)
@@ -336,6 +339,22 @@ def _runs(det: Detections) -> str:
     return "".join(out) or '<p class="meta">No runs recorded.</p>'
 
 
+def _outcomes(det: Detections, cfg: FieldDataConfig) -> str:
+    """People, vehicles and animals without a name, counted apart: a project must find every
+    photo of a person (privacy), and an animal the list does not hold needs a person's eye."""
+    people = vehicles = unnamed = 0
+    for m in det.media:
+        c = classify_media(m, cfg.rule)
+        people += c.observation_type == HUMAN
+        vehicles += c.observation_type == VEHICLE
+        unnamed += c.observation_type == ANIMAL and not c.taxon
+    return (
+        f'<p class="meta" id="outcome-counts">People: <span id="count-human">{people}</span> photos. '
+        f'Vehicles: <span id="count-vehicle">{vehicles}</span>. Animals not in the species list '
+        f'(no name): <span id="count-animal">{unnamed}</span>.</p>'
+    )
+
+
 def render_report(det: Detections, cfg: FieldDataConfig) -> str:
     s = summarise(det.db, rule=cfg.rule)
     types = ", ".join(f"{k}: {v}" for k, v in sorted(s.by_type.items()))
@@ -350,7 +369,8 @@ def render_report(det: Detections, cfg: FieldDataConfig) -> str:
 <h1>lit-edge report: {_e(det.db.name)}</h1>
 <p class="meta">{s.total} media, {s.done} classified ({s.blank} blank), {s.failed} failed ({_e(types)}). Generated {generated} by lit-edge {__version__}.</p>
 <pre id="js-errors"></pre>
-<h2>Species</h2><p class="meta" id="blank-count">Blank (no animal): {s.blank} photos.</p>{_species_table(s)}
+<h2>Species</h2><p class="meta" id="blank-count">Blank (no animal): {s.blank} photos.</p>
+{_outcomes(det, cfg)}{_species_table(s)}
 {bar_chart([(sc.name, sc.count) for sc in s.species[:25]])}
 <h2>People vs machine</h2>{_agreement_table(s)}
 <h2>Detections over time</h2>{timeline_chart(s.per_day)}

@@ -13,7 +13,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from lit_edge.bundle import RANKS, BundleError, Label, load, read_labels
+from lit_edge.bundle import RANKS, BundleError, Label, NameIndex, load, read_labels
 from lit_edge.db.reader import Detections
 
 log = logging.getLogger(__name__)
@@ -39,13 +39,18 @@ class Taxonomy:
 
     def __init__(self, labels: list[Label]):
         self.labels = labels
-        self._by_name = {lab.scientific_name.lower(): lab for lab in labels}
+        self._index = NameIndex(labels)
 
     def taxon(self, name: str, rank: str | None) -> Taxon:
+        """The taxon under its accepted name: a synonym (a database written before a rename)
+        comes out as the accepted name, with the accepted name's lineage."""
         rank = (rank or "species").lower()
         if rank not in RANKS:
             rank = "species"
-        label = self._by_name.get(name.lower()) if rank == "species" else None
+        hit = self._index.get(name) if rank == "species" else None
+        label = self.labels[hit] if hit is not None else None
+        if label is not None:
+            name = label.scientific_name
         if label is None:
             label = next((lab for lab in self.labels if lab.rank(rank).lower() == name.lower()), None)
         if label is None:

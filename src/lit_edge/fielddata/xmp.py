@@ -79,7 +79,13 @@ class Keywords:
     @classmethod
     def blank(cls) -> Keywords:
         """A top-level ``blank`` tag: empty frames are what a photo manager is asked to filter out."""
-        return cls(flat=(BLANK,), paths=((BLANK,),))
+        return cls.outcome(BLANK)
+
+    @classmethod
+    def outcome(cls, observation_type: str) -> Keywords:
+        """A top-level ``blank``, ``human``, ``vehicle`` or ``animal`` tag (no taxon to put under it):
+        photos of people are what a project must find and keep private."""
+        return cls(flat=(observation_type,), paths=((observation_type,),))
 
 
 def _empty_packet() -> ET.ElementTree:
@@ -168,8 +174,9 @@ def write_sidecar(photo: Path, kw: Keywords, style: str = "digikam", target: Pat
 
 
 def write_xmp(det: Detections, out: Path | None, cfg: FieldDataConfig) -> list[Path]:
-    """A sidecar for every photo decided animal/human/vehicle (its taxon) or blank (a ``blank`` tag);
-    beside the photo, or under ``out``.
+    """A sidecar for every photo decided animal/human/vehicle (its taxon, or a top-level ``animal``,
+    ``human`` or ``vehicle`` tag when there is no name) or blank (a ``blank`` tag); beside the
+    photo, or under ``out``.
 
     With ``out``, sidecars mirror the photos' tree under that folder (for read-only cards);
     returns the sidecars written.
@@ -183,8 +190,8 @@ def write_xmp(det: Detections, out: Path | None, cfg: FieldDataConfig) -> list[P
     for m in track(photos, len(photos), "XMP sidecars"):
         a = det.annotations.get(m.id)
         c = classify_word(m, a, cfg.rule)  # the people's word where they verified the photo
-        named = c.observation_type in (ANIMAL, HUMAN, VEHICLE) and c.scientific_name
-        if not named and c.observation_type != BLANK:
+        named = c.observation_type in (ANIMAL, HUMAN, VEHICLE) and c.taxon
+        if not named and c.observation_type not in (BLANK, ANIMAL, HUMAN, VEHICLE):
             continue
         photo = Path(m.path)
         target = None
@@ -194,7 +201,7 @@ def write_xmp(det: Detections, out: Path | None, cfg: FieldDataConfig) -> list[P
             log.warning("skipping %s: its folder is not here (pass -o to write sidecars elsewhere)", photo)
             continue
         if not named:
-            written.append(write_sidecar(photo, Keywords.blank(), cfg.xmp_style, target))
+            written.append(write_sidecar(photo, Keywords.outcome(c.observation_type), cfg.xmp_style, target))
             continue
         taxon = taxonomy.taxon(c.scientific_name, c.rank)
         if not taxon.common_name:  # no bundle at hand: the database's predictions carry it too

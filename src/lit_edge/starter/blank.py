@@ -1,4 +1,14 @@
-"""The starter's background rows: "no animal here", one row per non-animal ImageNet class.
+"""The starter's outcome rows: one row per non-animal ImageNet class, named ``human`` (the class
+is evidence of a person), ``vehicle`` (of a vehicle) or ``blank`` (of neither: "no animal here").
+
+People and vehicles (:data:`HUMAN_SYNSETS`, :data:`VEHICLE_SYNSETS`): ImageNet-1k has no person
+class, so the evidence for a person is what its photos of people are labelled with: the three
+classes below ``person`` (groom, ballplayer, scuba diver), everything below ``clothing`` (jersey,
+suit, military uniform, crash helmet ...), footwear and face masks; 59 classes. A vehicle is
+everything below ``conveyance`` (cars, trucks, bicycles, boats, aircraft, sleds: 72 classes) and
+the classes that WordNet names as a part of one (car wheel, grille, car mirror, disk brake,
+odometer, wing). Being WordNet groups, not picks from any photo set, these are what a reader can
+check; how well they find people and vehicles is measured in ``docs/starter-model.md``.
 
 Camera traps make thousands of empty frames, and a list of species alone makes every one of them
 some animal: on a photo with no animal the locked head spreads its mass over mugs, rockets and
@@ -28,13 +38,18 @@ from functools import lru_cache
 import numpy as np
 
 from lit_edge.bundle import BLANK, RANKS, Label
+from lit_edge.outcomes import HUMAN, VEHICLE
 from lit_edge.starter.hierarchy import imagenet_synsets, leaf_cover
 from lit_edge.starter.wordnet import WordNet, load_wordnet
 
 #: WordNet 3.0 ``animal, animate being, beast, brute, creature, fauna``.
 ANIMAL_SYNSET = "n00015388"
 #: Bumped when the rows change, so that a bundle made by an older recipe is redone.
-RECIPE_VERSION = 2
+RECIPE_VERSION = 3
+#: WordNet 3.0: ``person``; ``clothing``; ``footwear`` (both senses); ``mask`` (worn over the face).
+HUMAN_SYNSETS = ("n00007846", "n03051540", "n03380867", "n03381126", "n03725035")
+#: WordNet 3.0: ``conveyance, transport`` (vehicles, craft, sleds ...).
+VEHICLE_SYNSETS = ("n03100490",)
 #: A species row that puts this share of its distribution on a class claims it (no background row).
 CLAIM_SHARE = 0.1
 #: Largest WordNet group (in classes) that gets a background row of its own (0: none; the span,
@@ -60,6 +75,45 @@ def animal_classes(wn: WordNet | None = None) -> frozenset[int]:
     """Indices of the 1,000 ImageNet classes below ``animal.n.01`` in WordNet."""
     wn = wn or load_wordnet()
     return _cover(str(wn.path)).get(ANIMAL_SYNSET, frozenset())
+
+
+def _below(synsets: tuple[str, ...], wn: WordNet, parts: bool = False) -> frozenset[int]:
+    """Classes below any of ``synsets``; with ``parts``, also the classes that are themselves a
+    part (WordNet's part holonym, one step) of something below them (a car wheel of a car)."""
+    cover = _cover(str(wn.path))
+    below = frozenset(i for s in synsets for i in cover.get(s, ()))
+    if not parts:
+        return below
+    inside = {sid for sid, classes in cover.items() if classes and classes <= below} | set(synsets)
+    names = imagenet_synsets()
+    return below | frozenset(
+        i
+        for i, sid in enumerate(names)
+        if any(h in inside or _is_below(h, synsets, wn) for h in wn[sid].part_holonyms)
+    )
+
+
+def _is_below(sid: str, roots: tuple[str, ...], wn: WordNet) -> bool:
+    stack, seen = [sid], set()
+    while stack:
+        s = stack.pop()
+        if s in roots:
+            return True
+        if s in seen or s not in wn:
+            continue
+        seen.add(s)
+        stack.extend(wn[s].hypernyms)
+    return False
+
+
+def human_classes(wn: WordNet | None = None) -> frozenset[int]:
+    """The ImageNet classes that are evidence of a person (:data:`HUMAN_SYNSETS`)."""
+    return _below(HUMAN_SYNSETS, wn or load_wordnet())
+
+
+def vehicle_classes(wn: WordNet | None = None) -> frozenset[int]:
+    """The ImageNet classes that are evidence of a vehicle (:data:`VEHICLE_SYNSETS` and their parts)."""
+    return _below(VEHICLE_SYNSETS, wn or load_wordnet(), parts=True)
 
 
 def covered_classes(synsets: list[str], wn: WordNet | None = None) -> frozenset[int]:
@@ -107,21 +161,35 @@ def background_rows(
     exclude: frozenset[int] = frozenset(),
     max_group: int = MAX_GROUP,
     wn: WordNet | None = None,
+    people_and_vehicles: bool = True,
 ) -> BackgroundRows:
-    """``blank`` rows in the ``dim``-d class space: each the unit vector spread evenly over its set.
+    """Outcome rows in the ``dim``-d class space: each the unit vector spread evenly over its set.
 
-    The common name says which class or group the row stands for (``no animal: coffee mug``), so
-    a reader of ``labels.csv`` sees why it is there.
+    With ``people_and_vehicles`` the person and vehicle classes get ``human`` and ``vehicle`` rows
+    (before the ``blank`` rows) instead of ``blank`` ones. The common name says which class or
+    group the row stands for (``no animal: coffee mug``, ``person: jersey``), so a reader of
+    ``labels.csv`` sees why it is there.
     """
     n = len(imagenet_synsets())
     if dim != n:
         raise ValueError(f"background rows need the {n}-d class space, not {dim}-d")
-    sets = background_sets(exclude, max_group, wn)
-    matrix = np.zeros((len(sets), dim), dtype=np.float32)
-    for k, (_, classes) in enumerate(sets):
+    wn = wn or load_wordnet()
+    named: list[tuple[str, str, frozenset[int]]] = []
+    if people_and_vehicles:
+        people = human_classes(wn) - exclude
+        vehicles = vehicle_classes(wn) - exclude - people
+        for outcome, what, classes in ((HUMAN, "person", people), (VEHICLE, "vehicle", vehicles)):
+            named += [
+                (outcome, f"{what}: {wn[imagenet_synsets()[i]].name}", frozenset([i]))
+                for i in sorted(classes)
+            ]
+        exclude = exclude | people | vehicles
+    named += [
+        (BLANK, f"no animal: {name}", classes) for name, classes in background_sets(exclude, max_group, wn)
+    ]
+    matrix = np.zeros((len(named), dim), dtype=np.float32)
+    for k, (_, _, classes) in enumerate(named):
         matrix[k, sorted(classes)] = 1.0 / np.sqrt(len(classes))
     empty = tuple((r, "") for r in RANKS)
-    labels = tuple(
-        Label(first_id + k, BLANK, f"no animal: {name}", empty) for k, (name, _) in enumerate(sets)
-    )
-    return BackgroundRows(labels=labels, matrix=matrix, classes=tuple(c for _, c in sets))
+    labels = tuple(Label(first_id + k, outcome, text, empty) for k, (outcome, text, _) in enumerate(named))
+    return BackgroundRows(labels=labels, matrix=matrix, classes=tuple(c for _, _, c in named))

@@ -29,6 +29,7 @@ HYPERNYM = ("@", "@i")
 HYPONYM = ("~", "~i")
 MEMBER_HOLONYM = "#m"
 MEMBER_MERONYM = "%m"
+PART_HOLONYM = "#p"
 
 
 @dataclass
@@ -42,6 +43,7 @@ class Synset:
     hyponyms: list[str] = field(default_factory=list)
     member_holonyms: list[str] = field(default_factory=list)  # the groups it belongs to (its genus)
     member_meronyms: list[str] = field(default_factory=list)  # its members (a genus's species)
+    part_holonyms: list[str] = field(default_factory=list)  # what it is a part of (car wheel -> car)
 
     @property
     def name(self) -> str:
@@ -109,6 +111,8 @@ def parse_line(line: str) -> Synset:
             s.member_holonyms.append(tid)
         elif symbol == MEMBER_MERONYM:
             s.member_meronyms.append(tid)
+        elif symbol == PART_HOLONYM:
+            s.part_holonyms.append(tid)
     return s
 
 
