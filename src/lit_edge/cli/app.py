@@ -14,7 +14,17 @@ import typer
 from typer.core import TyperGroup
 
 from lit_edge import __version__
-from lit_edge.cli import bundle_cmd, db_cmd, demo_cmd, detect_cmd, export_cmd, report_cmd, tag_cmd, train_cmd
+from lit_edge.cli import (
+    bundle_cmd,
+    db_cmd,
+    demo_cmd,
+    detect_cmd,
+    export_cmd,
+    learn_cmd,
+    report_cmd,
+    tag_cmd,
+    train_cmd,
+)
 from lit_edge.errors import UserError
 
 
@@ -71,6 +81,9 @@ app.command(
     "demo", help="Build the starter bundle once and tag the example photos (the README's first command)."
 )(demo_cmd.demo)
 app.command("report", help="Write a self-contained HTML report of a detection database.")(report_cmd.report)
+app.command("learn", help="A new bundle that has learned the site from the photos people verified.")(
+    learn_cmd.learn
+)
 
 
 def main() -> None:

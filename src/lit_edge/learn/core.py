@@ -208,6 +208,7 @@ def learn(bundle: Bundle, verified: Verified, config: LearnConfig = LearnConfig(
     ]
     matrix = np.concatenate([matrix, fit.rows[len(species_idx) :], bg_rows]).astype(np.float32)
     provenance = {
+        "sources": list(verified.sources),
         "method": fit.chosen.method,
         "param": fit.chosen.as_dict()["param"],
         "counts": dict(sorted(tg.counts.items())),
