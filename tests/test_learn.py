@@ -81,6 +81,13 @@ def test_learn_beats_zero_shot_on_held_out_photos_and_the_written_bundle_verifie
     assert after["blank"] >= 9  # verified blanks made background rows where the bundle had none
     assert all(after[k] >= before[k] - 1 for k in SITE)  # no label worse by more than one photo
 
+    from typer.testing import CliRunner
+
+    from lit_edge.cli.app import app
+
+    shown = CliRunner().invoke(app, ["bundle", "info", str(new.root)])
+    assert shown.exit_code == 0 and "learned from 36 verified photos" in " ".join(shown.output.split())
+
 
 def test_a_species_added_from_photos_keeps_its_names_and_the_genus_ranks(colour_bundle, tmp_path):
     b = colour_bundle

@@ -25,7 +25,7 @@ import numpy as np
 
 from lit_edge import outcomes
 from lit_edge.bundle import RANKS, Bundle, Label
-from lit_edge.device.classify import ClassifyConfig
+from lit_edge.device.classify import ClassifyConfig, background_basis
 from lit_edge.errors import UserError
 from lit_edge.learn import background, calibrate, rows
 from lit_edge.learn import folds as folds_mod
@@ -173,8 +173,15 @@ def learn(bundle: Bundle, verified: Verified, config: LearnConfig = LearnConfig(
     fold_of = folds_mod.assign(np.where(tg.outcome, -2, tg.species), seed=config.seed)
 
     sp = tg.species >= 0
+    scene = background_basis(bundle.text_embeddings[blank_idx]) if blank_idx else None
     fit = rows.fit(
-        emb[sp], tg.species[sp], text, method=config.method, scale=m.model.logit_scale, fold_of=fold_of[sp]
+        emb[sp],
+        tg.species[sp],
+        text,
+        method=config.method,
+        scale=m.model.logit_scale,
+        fold_of=fold_of[sp],
+        scene=scene,
     )
     calib = calibrate.Calibration(m.model.logit_scale, 0.0, 0.0, int(sp.sum()), False)
     if config.calibrate:
@@ -211,6 +218,7 @@ def learn(bundle: Bundle, verified: Verified, config: LearnConfig = LearnConfig(
         "sources": list(verified.sources),
         "method": fit.chosen.method,
         "param": fit.chosen.as_dict()["param"],
+        "without_scene": fit.chosen.without_scene,
         "counts": dict(sorted(tg.counts.items())),
         "skipped": tg.skipped,
         "added_species": [lab.scientific_name for lab in tg.added],

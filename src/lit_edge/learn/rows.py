@@ -28,6 +28,7 @@ import numpy as np
 
 from lit_edge.learn import folds as folds_mod
 
+TEXT = "text"
 KAPPAS = (0.0, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, math.inf)
 LAMBDAS = (1.0, 4.0, 16.0, 64.0, 256.0)
 PROBE_STEPS = 60
@@ -37,17 +38,24 @@ PROBE_STEPS = 60
 class Candidate:
     """One setting, scored on held-out photos."""
 
-    method: str  # prototype | probe  (prototype with kappa=inf is the text rows untouched)
+    method: str  # text (the bundle's rows untouched; prototypes for added species) | prototype | probe
     param: float  # kappa (prototype) or lam (probe)
     right: int  # held-out photos whose own species scored highest
     margin: float  # mean held-out (own species' cosine - best other's)
+    without_scene: bool = False  # prototypes of the photos' part outside the background span
 
     def key(self) -> tuple[int, float]:
         return (self.right, self.margin)
 
     def as_dict(self) -> dict:
         p = "inf" if math.isinf(self.param) else self.param
-        return {"method": self.method, "param": p, "right": self.right, "margin": round(self.margin, 5)}
+        return {
+            "method": self.method,
+            "param": p,
+            "without_scene": self.without_scene,
+            "right": self.right,
+            "margin": round(self.margin, 5),
+        }
 
 
 @dataclass(frozen=True)
@@ -123,6 +131,15 @@ def _score(cos: np.ndarray, y: np.ndarray) -> tuple[int, float]:
     return int((own > best_other).sum()), float(np.mean(own - best_other)) if len(y) else 0.0
 
 
+def without_scene(emb: np.ndarray, scene: np.ndarray | None) -> np.ndarray:
+    """Each photo's part outside the scene span (``scene``: orthonormal [B, D], the bundle's
+    background basis), re-normalised: what is left when the scene is taken out."""
+    if scene is None or not len(scene):
+        return emb
+    rest = emb - (emb @ scene.T) @ scene
+    return normalise(rest).astype(np.float32)
+
+
 def fit(
     emb: np.ndarray,
     y: np.ndarray,
@@ -131,6 +148,7 @@ def fit(
     method: str = "prototype",
     scale: float = 1.0,
     fold_of: np.ndarray | None = None,
+    scene: np.ndarray | None = None,
     kappas: tuple[float, ...] = KAPPAS,
     lambdas: tuple[float, ...] = LAMBDAS,
 ) -> RowsFit:
@@ -139,7 +157,10 @@ def fit(
     ``emb`` [n, D] unit embeddings, ``y`` [n] row index of each photo's species in ``text`` [C, D].
     ``method``: ``prototype``, ``probe``, or ``auto`` (both; the better held-out score wins, ties
     go to the prototype: closed form, cheaper, no iterations). ``scale`` is the logit scale the
-    probe trains at (the bundle's).
+    probe trains at (the bundle's). ``scene`` (the bundle's background basis, orthonormal
+    [B, D]) adds prototype candidates made of the photos' part outside it: a species row should
+    describe the animal, and photos of one camera share its scene (night infrared, the same
+    vegetation), which a raw prototype would learn too; CV decides which serves better.
     """
     if method not in ("prototype", "probe", "auto"):
         raise ValueError(f"unknown method {method!r}")
@@ -147,36 +168,41 @@ def fit(
     y = np.asarray(y, dtype=np.int64)
     text = np.asarray(text, dtype=np.float32)
     fold_of = folds_mod.assign(y) if fold_of is None else fold_of
-    grid = [("prototype", k) for k in kappas if method in ("prototype", "auto") or math.isinf(k)]
-    if not any(math.isinf(k) for _, k in grid):
-        grid.append(("prototype", math.inf))
+    views = {False: emb}
+    if scene is not None and len(scene):
+        views[True] = without_scene(emb, np.asarray(scene, np.float32))
+    grid = [(TEXT, math.inf, False)]
+    if method in ("prototype", "auto"):
+        grid += [("prototype", k, v) for v in views for k in kappas if (k, v) != (math.inf, False)]
     if method in ("probe", "auto"):
-        grid += [("probe", lam) for lam in lambdas]
+        grid += [("probe", lam, False) for lam in lambdas]
     heldout = {g: np.zeros((len(y), len(text)), dtype=np.float32) for g in grid}
-    sums, _ = class_sums(emb, y, len(text))
     for f in range(folds_mod.count(fold_of)):
         test = fold_of == f
         train = ~test
-        f_sums, _ = class_sums(emb[train], y[train], len(text))
+        f_sums = {v: class_sums(views[v][train], y[train], len(text))[0] for v in views}
         for g in grid:
-            kind, param = g
-            if kind == "prototype":
-                rows = blend(text, f_sums, param)
+            kind, param, v = g
+            if kind == "probe":
+                rows = probe(emb[train], y[train], blend(text, f_sums[v], math.inf), scale, param)
             else:
-                rows = probe(emb[train], y[train], blend(text, f_sums, math.inf), scale, param)
+                rows = blend(text, f_sums[v], param)
             heldout[g][test] = emb[test] @ rows.T
     cands = []
     for g in grid:
         right, margin = _score(heldout[g], y)
-        cands.append(Candidate(g[0], g[1], right, margin))
-    text_cand = next(c for c in cands if c.method == "prototype" and math.isinf(c.param))
-    # the best held-out score; ties go to the earlier candidate (more photo weight first is fine:
-    # equal scores mean the photos did not hurt) -- except that "no change" must be beaten outright
-    best = max(cands, key=lambda c: (c.key(), c.method == "prototype"))
+        cands.append(Candidate(g[0], g[1], right, margin, g[2]))
+    text_cand = cands[0]
+    # the best held-out score; on equal scores the earlier candidate (prototypes before the probe:
+    # closed form, cheaper) -- and the text rows ("no change") must be beaten outright
+    best = max(cands, key=lambda c: (c.key(), c.method != "probe"))
     if best.key() <= text_cand.key():
         best = text_cand
-    if best.method == "prototype":
-        rows = blend(text, sums, best.param)
-    else:
+    sums = class_sums(views[best.without_scene], y, len(text))[0]
+    if best.method == "probe":
         rows = probe(emb, y, blend(text, sums, math.inf), scale, best.param)
-    return RowsFit(rows, best, text_cand, tuple(cands), heldout[(best.method, best.param)])
+    else:
+        rows = blend(text, sums, best.param)
+    return RowsFit(
+        rows, best, text_cand, tuple(cands), heldout[(best.method, best.param, best.without_scene)]
+    )
