@@ -28,6 +28,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from lit_edge import bundle as bf
 from lit_edge.device.backends import BackendConfig
@@ -220,12 +221,16 @@ def main() -> None:
             f"{bundle_bytes(b.root) / 1e6:.1f} | {chosen['method']} {chosen['param']} |"
         )
     if args.synthetic:
-        print(f"\nlearn on {args.synthetic} synthetic verified photos (51 labels), 2 cores\n")
-        print("| method | seconds |")
-        print("|---|---:|")
+        print(
+            f"\nlearn on {args.synthetic} synthetic verified photos (51 labels); load {os.getloadavg()[0]:.1f}\n"
+        )
+        print("| method | BLAS threads | seconds |")
+        print("|---|---:|---:|")
         for method in methods:
-            cfg = replace(LearnConfig(), method=method)
-            print(f"| {method} | {synthetic_time(b, photos, args.synthetic, cfg):.2f} |")
+            for threads in (1, 2):
+                with threadpool_limits(threads, user_api="blas"):
+                    sec = synthetic_time(b, photos, args.synthetic, replace(LearnConfig(), method=method))
+                print(f"| {method} | {threads} | {sec:.2f} |")
 
 
 if __name__ == "__main__":

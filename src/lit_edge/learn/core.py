@@ -174,6 +174,7 @@ def learn(bundle: Bundle, verified: Verified, config: LearnConfig = LearnConfig(
 
     sp = tg.species >= 0
     scene = background_basis(bundle.text_embeddings[blank_idx]) if blank_idx else None
+    share = rows.scene_share(emb, scene) if scene is not None else None
     fit = rows.fit(
         emb[sp],
         tg.species[sp],
@@ -182,6 +183,7 @@ def learn(bundle: Bundle, verified: Verified, config: LearnConfig = LearnConfig(
         scale=m.model.logit_scale,
         fold_of=fold_of[sp],
         scene=scene,
+        share=None if share is None else share[sp],
     )
     calib = calibrate.Calibration(m.model.logit_scale, 0.0, 0.0, int(sp.sum()), False)
     if config.calibrate:
@@ -197,6 +199,7 @@ def learn(bundle: Bundle, verified: Verified, config: LearnConfig = LearnConfig(
             bundle.text_embeddings[blank_idx],
             config.blank_threshold,
             fold_of=fold_of[has],
+            share=None if share is None else share[has],
         )
         bg_rows = bg.rows
         bg_info.update(
