@@ -245,3 +245,41 @@ def test_calibration_lowers_an_overconfident_scale_and_leaves_small_sets_alone()
     assert cal.logit_scale >= 100.0 / calibrate.SPAN
     small = calibrate.fit(cos[:5], y[:5], 100.0)
     assert not small.fitted and small.logit_scale == 100.0
+
+
+@pytest.mark.slow
+def test_starter_learns_the_grey_heron_from_five_real_night_photos(fieldset, tmp_path):
+    """The starter knows no heron (ImageNet never saw Ardea cinerea): five verified photos add it,
+    and the other five photos of the same camera, which learn never saw, are decided heron."""
+    from lit_edge.device.backends import BackendConfig
+    from lit_edge.device.decode import decode_file
+    from lit_edge.device.pipeline import Engine, EngineConfig
+    from lit_edge.export.starter import ensure_starter_bundle
+
+    engine = Engine(EngineConfig(bundle=ensure_starter_bundle(), backend=BackendConfig("onnxruntime-cpu")))
+    photos = sorted((fieldset / "heron").glob("*.JPG"))
+    emb = np.stack(
+        [engine.backend.embed(engine.prepare(decode_file(p, engine.min_side).rgb)[None])[0] for p in photos]
+    )
+    b = engine.bundle
+    new = write(
+        b,
+        learn(b, Verified(emb[::2], ("Ardea cinerea",) * len(emb[::2]), ("Grey heron",) * 5)),
+        tmp_path / "site",
+    )
+    m = b.manifest.model
+
+    def herons(bundle):
+        decide = Classifier(
+            bundle.text_embeddings,
+            bundle.labels,
+            bundle.manifest.model.logit_scale,
+            m.logit_bias,
+            ClassifyConfig(),
+        )
+        return sum(d.top[0].scientific_name == "Ardea cinerea" for d in decide(emb[1::2]))
+
+    assert herons(new) >= 4 and not any(lab.scientific_name == "Ardea cinerea" for lab in b.labels)
+    heron = next(lab for lab in new.labels if lab.scientific_name == "Ardea cinerea")
+    assert heron.common_name == "Grey heron" and heron.rank("family") == ""  # no Ardea in the starter
+    assert bf.load(new.root).manifest.extra["learn"]["added_species"] == ["Ardea cinerea"]
