@@ -36,7 +36,7 @@ from lit_edge.device.classify import Classifier, ClassifyConfig
 from lit_edge.device.decode import DecodeError, decode_file
 from lit_edge.device.pipeline import Engine, EngineConfig
 from lit_edge.learn import LearnConfig, Verified, learn
-from lit_edge.learn.core import HUMAN_SPECIES, OUTCOME_NAMES, OUTCOME_ROWS
+from lit_edge.learn.core import OUTCOME_ROWS, outcome_of
 from lit_edge.learn.write import write
 
 KS = (1, 2, 4, 8, 0)  # 0 = all
@@ -76,11 +76,10 @@ def example_rows(folder: Path) -> list[tuple[str, str]]:
 
 
 def is_right(decision, label: str) -> bool:
-    key = label.casefold()
-    key = "human" if key == HUMAN_SPECIES else key
-    if key in OUTCOME_NAMES:
-        return decision.rank == OUTCOME_ROWS[OUTCOME_NAMES[key]]
-    return decision.rank != "blank" and decision.top[0].scientific_name.casefold() == key
+    outcome = outcome_of(label)
+    if outcome is not None:
+        return decision.rank == OUTCOME_ROWS[outcome]
+    return decision.rank != "blank" and decision.top[0].scientific_name.casefold() == label.casefold()
 
 
 def classifier(labels, matrix, scale, bias) -> Classifier:

@@ -41,12 +41,8 @@ OUTCOME_ROWS = {
     outcomes.HUMAN: outcomes.BLANK,
     outcomes.VEHICLE: outcomes.BLANK,
 }
-#: Labels that name an outcome (case-insensitive). Camera-trap projects write people as the species.
-OUTCOME_NAMES = {
-    outcomes.BLANK: outcomes.BLANK,
-    outcomes.HUMAN: outcomes.HUMAN,
-    outcomes.VEHICLE: outcomes.VEHICLE,
-}
+#: Camera-trap projects write people as the species; it means the ``human`` outcome unless the
+#: bundle holds it as a species row.
 HUMAN_SPECIES = "homo sapiens"
 UNKNOWN = "unknown"
 METHODS = ("prototype", "probe", "auto")
@@ -115,6 +111,15 @@ def _ranks_for(name: str, labels: list[Label]) -> tuple[tuple[str, str], ...]:
     return tuple(ranks.items())
 
 
+def outcome_of(label: str, species: set[str] | frozenset[str] = frozenset()) -> str | None:
+    """The outcome a verified label names (``blank``, ``human``, ``vehicle``), or None for a taxon
+    (or ``unknown``). ``species``: the bundle's species names, casefolded."""
+    key = " ".join(str(label).split()).casefold()
+    if key == HUMAN_SPECIES and key not in species:
+        return outcomes.HUMAN
+    return key if key in OUTCOME_ROWS else None
+
+
 def targets(labels: list[Label], verified: Verified) -> Targets:
     """Map every verified label to its home in ``labels`` (the bundle's species list)."""
     species = [lab for lab in labels if not lab.is_blank]
@@ -127,13 +132,13 @@ def targets(labels: list[Label], verified: Verified) -> Targets:
     counts: Counter[str] = Counter()
     skipped: Counter[str] = Counter()
     mapped: dict[str, str] = {}
+    names = [lab.scientific_name for lab in species]
+    known = frozenset(index)
     for i, raw in enumerate(verified.labels):
         name = " ".join(str(raw).split())
         key = name.casefold()
-        if key == HUMAN_SPECIES and key not in index:
-            key = outcomes.HUMAN
-        if key in OUTCOME_NAMES:
-            o = OUTCOME_NAMES[key]
+        o = outcome_of(name, known)
+        if o is not None:
             outcome[i] = True
             mapped[o] = OUTCOME_ROWS[o]
             counts[o] += 1
@@ -142,10 +147,11 @@ def targets(labels: list[Label], verified: Verified) -> Targets:
             skipped[UNKNOWN] += 1
             continue
         if key not in index:
-            index[key] = len(species) + len(added)
+            index[key] = len(names)
+            names.append(name)
             added.append(Label(next_id + len(added), name, common.get(raw, ""), _ranks_for(name, species)))
         y[i] = index[key]
-        counts[(species + added)[y[i]].scientific_name] += 1
+        counts[names[y[i]]] += 1
     return Targets(y, outcome, tuple(added), dict(counts), dict(skipped), mapped)
 
 
