@@ -41,11 +41,14 @@ class Candidate:
     method: str  # text (the bundle's rows untouched; prototypes for added species) | prototype | probe
     param: float  # kappa (prototype) or lam (probe)
     right: int  # held-out photos whose own species scored highest
-    margin: float  # mean held-out (own species' cosine - best other's)
+    margin: float  # mean held-out (own species' cosine - best other's): reported, not compared
     without_scene: bool = False  # prototypes of the photos' part outside the background span
 
     def key(self) -> tuple[int, float]:
-        return (self.right, self.margin)
+        """Better = more held-out photos right; then the more cautious setting (the larger kappa
+        or lam: closer to the text rows). Margins do not compare: a row made of photos scores
+        photos higher than a text row does, right or wrong."""
+        return (self.right, self.param)
 
     def as_dict(self) -> dict:
         p = "inf" if math.isinf(self.param) else self.param
@@ -239,10 +242,10 @@ def fit(
         right, margin = _score(heldout[g], y)
         cands.append(Candidate(g[0], g[1], right, margin, g[2]))
     text_cand = cands[0]
-    # the best held-out score; on equal scores the earlier candidate (prototypes before the probe:
-    # closed form, cheaper) -- and the text rows ("no change") must be beaten outright
+    # the most held-out photos right, the most cautious on a tie, prototypes before the probe
+    # (closed form, cheaper); the text rows ("no change") must be beaten by more photos right
     best = max(cands, key=lambda cand: (cand.key(), cand.method != "probe"))
-    if best.key() <= text_cand.key():
+    if best.right <= text_cand.right:
         best = text_cand
     w, basis = views[best.without_scene]
     sums = _off_scene(totals[best.without_scene], basis)
