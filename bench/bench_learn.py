@@ -225,7 +225,7 @@ def main() -> None:
         )
         print("| method | BLAS threads | seconds |")
         print("|---|---:|---:|")
-        for method in methods:
+        for method in [m.strip() for m in args.synthetic_methods.split(",") if m.strip()]:
             for threads in (1, 2):
                 with threadpool_limits(threads, user_api="blas"):
                     sec = synthetic_time(b, photos, args.synthetic, replace(LearnConfig(), method=method))
