@@ -293,10 +293,10 @@ def bench_stages(photos: list[Path], bundle_dir: Path) -> dict[str, float]:
     CPU time of the calling thread (not wall time), so other work on the machine inflates it
     little; the stages add up to what one photo costs the machine, whatever thread does it.
     """
+    from lit_edge.db.writer import MediaRecord, RunInfo, Store, StoreConfig
     from lit_edge.device.backends import BackendConfig
     from lit_edge.device.decode import decode_file
     from lit_edge.device.pipeline import Engine, EngineConfig
-    from lit_edge.device.store import MediaRecord, Store
 
     engine = Engine(EngineConfig(bundle=bundle_dir, backend=BackendConfig("onnxruntime-cpu", "int8", 1)))
     n = len(photos)
@@ -316,15 +316,14 @@ def bench_stages(photos: list[Path], bundle_dir: Path) -> dict[str, float]:
     decisions = [d for i in range(0, len(emb), 2) for d in engine.classifier(emb[i : i + 2])]
     out["softmax + top-k + roll-up (numpy)"] = 1000 * (_cpu_s() - c) / len(emb)
     with tempfile.TemporaryDirectory() as tmp:
-        store = Store(Path(tmp) / "s.db", batch=256)
-        store.start_run("bench", "stages")
         records = [MediaRecord(path=str(p), decision=d) for p, d in zip(photos, decisions, strict=False)]
-        t0 = time.perf_counter()  # the writer is another thread: its wall time, with nothing else to do
-        for r in records:
-            store.put(r)
-        store.finish_run()
-        out["SQLite write (writer thread, wall)"] = 1000 * (time.perf_counter() - t0) / len(records)
-        store.db.conn.close()
+        with Store(Path(tmp) / "s.db", StoreConfig(batch=256)) as store:
+            store.start_run(RunInfo("bench", "stages"))
+            t0 = time.perf_counter()  # the writer is another thread: its wall time, with nothing else to do
+            for r in records:
+                store.put(r)
+            store.flush()
+            out["SQLite write (writer thread, wall)"] = 1000 * (time.perf_counter() - t0) / len(records)
     return out
 
 

@@ -1,9 +1,9 @@
 """Test helpers for the field-data tests: real JPEGs with EXIF, and a database filled per the schema.
 
 ``write_photo`` makes a small real JPEG with PIL, with EXIF DateTimeOriginal and GPS, the way a
-camera trap writes them. ``fill_db`` writes a detection database through sqlite-utils with exactly
-the columns of ``lit_edge.device.schema``, for the unit tests that need precise control over the
-decisions (the end-to-end tests use a real ``lit-edge tag`` run instead).
+camera trap writes them. ``fill_db`` writes rows into a database that ``lit_edge.db.schema``
+created, for the unit tests that need precise control over the decisions (the end-to-end tests use
+a real ``lit-edge tag`` run instead).
 """
 
 from __future__ import annotations
@@ -14,13 +14,12 @@ from fractions import Fraction
 from html.parser import HTMLParser
 from pathlib import Path
 
-import sqlite_utils
 from PIL import Image
 from typer.testing import CliRunner
 
 from lit_edge.bundle import Label, write_labels
 from lit_edge.cli.app import app
-from lit_edge.device import schema
+from lit_edge.db import schema
 
 
 def _dms(value: float) -> tuple[Fraction, Fraction, Fraction]:
@@ -60,12 +59,15 @@ def write_photo(
     return path
 
 
-def fill_db(db_path: Path, media: list[dict], run: dict | None = None) -> sqlite_utils.Database:
-    """Write ``runs``/``media``/``predictions`` per the schema; ``media[i]['predictions']`` a list."""
-    db = sqlite_utils.Database(db_path)
-    db["runs"].create(schema.RUNS, pk="id", if_not_exists=True)
-    db["media"].create(schema.MEDIA, pk="id", if_not_exists=True)
-    db["predictions"].create(schema.PREDICTIONS, pk="id", if_not_exists=True)
+def _insert(conn, table: str, row: dict) -> int:
+    cols = ", ".join(row)
+    marks = ", ".join("?" for _ in row)
+    return conn.execute(f"INSERT INTO {table} ({cols}) VALUES ({marks})", list(row.values())).lastrowid
+
+
+def fill_db(db_path: Path, media: list[dict], run: dict | None = None) -> Path:
+    """Write ``runs``/``media``/``predictions`` rows; ``media[i]['predictions']`` a list."""
+    conn = schema.connect(db_path)
     run_row = {
         "command": "tag",
         "source": "photos",
@@ -82,24 +84,29 @@ def fill_db(db_path: Path, media: list[dict], run: dict | None = None) -> sqlite
         "status": "finished",
     }
     run_row.update(run or {})
-    run_id = db["runs"].insert(run_row).last_pk
+    conn.execute("BEGIN")
+    run_id = _insert(conn, "runs", run_row)
     for m in media:
         m = dict(m)
         preds = m.pop("predictions", [])
         row = {"run_id": run_id, "frame_index": -1, "status": "done", **m}
-        media_id = db["media"].insert(row).last_pk
-        for rank, (label_id, name, common, score) in enumerate(preds, start=1):
-            db["predictions"].insert(
+        media_id = _insert(conn, "media", row)
+        for position, (label_id, name, common, score) in enumerate(preds, start=1):
+            _insert(
+                conn,
+                "predictions",
                 {
                     "media_id": media_id,
-                    "rank": rank,
+                    "position": position,
                     "label_id": label_id,
                     "scientific_name": name,
                     "common_name": common,
                     "score": score,
-                }
+                },
             )
-    return db
+    conn.execute("COMMIT")
+    conn.close()
+    return db_path
 
 
 FOX = (0, "Vulpes vulpes", "red fox")

@@ -302,8 +302,8 @@ def test_video_with_several_workers_logs_the_same_frames_in_order(tmp_path, bund
         tables.append(
             _rows(
                 db,
-                "SELECT m.frame_index, m.top_name, p.rank, p.label_id, p.score FROM media m "
-                "JOIN predictions p ON p.media_id = m.id ORDER BY m.frame_index, p.rank",
+                "SELECT m.frame_index, m.top_name, p.position, p.label_id, p.score FROM media m "
+                "JOIN predictions p ON p.media_id = m.id ORDER BY m.frame_index, p.position",
             )
         )
         plans.append(json.loads(_rows(db, "SELECT settings FROM runs")[0][0])["plan"])

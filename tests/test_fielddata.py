@@ -336,10 +336,9 @@ def test_xmp_to_another_folder_and_broken_sidecar(field):
 def test_summary_counts(field):
     r = cli("db", "summary", field["db"])
     assert r.exit_code == 0, r.output
-    from lit_edge.fielddata.records import read_detections
-    from lit_edge.fielddata.summary import summarise
+    from lit_edge.db.summary import summarise
 
-    s = summarise(read_detections(field["db"]))
+    s = summarise(field["db"])
     assert [(sc.name, sc.count) for sc in s.species] == [
         ("Vulpes vulpes", 2),
         ("Capreolus capreolus", 1),
@@ -421,7 +420,7 @@ def test_exporters_import_no_torch(tmp_path):
         "from typer.testing import CliRunner\n"
         "from lit_edge.cli.app import app\n"
         "import lit_edge.fielddata.camtrapdp, lit_edge.fielddata.megadetector, lit_edge.fielddata.csvout\n"
-        "import lit_edge.fielddata.xmp, lit_edge.fielddata.report, lit_edge.fielddata.summary\n"
+        "import lit_edge.fielddata.xmp, lit_edge.fielddata.report, lit_edge.db.summary\n"
         "for args in (['db', 'export', '--help'], ['db', 'summary', '--help'], ['report', '--help']):\n"
         "    assert CliRunner().invoke(app, args).exit_code == 0\n"
         "assert 'torch' not in sys.modules, 'torch was imported'\n"

@@ -58,7 +58,9 @@ def test_tag_folder_classifies_every_photo_and_prints_a_summary(tmp_path, bundle
         assert media[f"{name}.jpg"][:4] == ("done", None, name, "species")
     assert "2  Viridis silva (species)" in result.output
     assert "database holds 5 done, 0 failed" in result.output
-    preds = _rows(db, "SELECT media_id, COUNT(*), MIN(rank), MAX(rank) FROM predictions GROUP BY media_id")
+    preds = _rows(
+        db, "SELECT media_id, COUNT(*), MIN(position), MAX(position) FROM predictions GROUP BY media_id"
+    )
     assert len(preds) == 5 and all(p[1:] == (4, 1, 4) for p in preds)  # top-5 of 4 classes
     (run,) = _rows(db, "SELECT command, status, backend, flavour, model_name FROM runs")
     assert run == ("tag", "finished", "onnxruntime-cpu", "int8_cpu", "colour-test")

@@ -36,17 +36,22 @@ def summary(db: Db) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from lit_edge.fielddata.records import read_detections
-    from lit_edge.fielddata.summary import summarise
+    from lit_edge.db.summary import summarise
 
-    s = summarise(read_detections(db))
+    s = summarise(db)
     console = Console()
     typer.echo(f"{db}: {s.total} media, {s.done} classified ({s.blank} blank), {s.failed} failed")
+    if set(s.by_kind) - {"photo"}:
+        typer.echo("rows: " + ", ".join(f"{n} {kind}" for kind, n in sorted(s.by_kind.items())))
+    if s.verified:
+        typer.echo(f"verified by people: {s.verified}")
     t = Table(title="Per species")
-    for col in ("species", "common name", "rank", "photos", "mean score"):
-        t.add_column(col, justify="right" if col in ("photos", "mean score") else "left")
+    cols = ["species", "common name", "rank", "photos", "mean score"] + (["verified"] if s.verified else [])
+    for col in cols:
+        t.add_column(col, justify="right" if col in ("photos", "mean score", "verified") else "left")
     for sc in s.species:
-        t.add_row(sc.name, sc.common_name, sc.rank, str(sc.count), f"{sc.mean_score:.2f}")
+        row = [sc.name, sc.common_name, sc.rank, str(sc.count), f"{sc.mean_score:.2f}"]
+        t.add_row(*row, *([str(sc.verified)] if s.verified else []))
     console.print(t)
     t = Table(title="Per day")
     for col in ("day", "photos", "named", "blank"):
@@ -104,8 +109,8 @@ def export(
         "lit-edge user"
     ),
 ) -> None:
+    from lit_edge.db.reader import read_detections
     from lit_edge.fielddata.config import DecisionRule, FieldDataConfig
-    from lit_edge.fielddata.records import read_detections
 
     if event_gap < 0:
         raise UserError(f"--event-gap {event_gap}: must be 0 or more seconds")

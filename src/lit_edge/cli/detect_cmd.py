@@ -105,6 +105,7 @@ def detect(
     if not opts["source"]:
         raise UserError("no source given; pass SOURCE (e.g. csi://0 or a video file) or 'source' in --config")
 
+    from lit_edge.db.summary import summary_lines
     from lit_edge.device.live import DetectConfig, run_detect
     from lit_edge.device.sources import CaptureConfig
     from lit_edge.device.tagger import GracefulStop
@@ -149,8 +150,8 @@ def detect(
         f"detect: {result.frames} frame(s) in {result.seconds:.1f} s, {result.detections} detection(s), "
         f"{result.reconnects} reconnect(s), {result.dropped} dropped; database {cfg.db}"
     )
-    for rank, name, n in result.summary.taxa:
-        typer.echo(f"  {n:6d}  {name}" + ("" if rank in ("blank", "uncertain") else f" ({rank})"))
+    for line in summary_lines(result.summary)[1:]:  # the run's counts, after the line above
+        typer.echo(line)
     if result.source_error:  # non-zero, so that systemd's Restart=on-failure starts it again
         raise UserError(f"{result.source_error}; detections so far are in {cfg.db}")
 

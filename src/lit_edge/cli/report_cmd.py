@@ -13,8 +13,8 @@ def report(
     out: Annotated[Path, typer.Option("--out", "-o", help="The HTML file to write.")] = Path("report.html"),
     min_score: Annotated[float, typer.Option(help="Decisions below this score count as 'unknown'.")] = 0.0,
 ) -> None:
+    from lit_edge.db.reader import read_detections
     from lit_edge.fielddata.config import DecisionRule, FieldDataConfig
-    from lit_edge.fielddata.records import read_detections
     from lit_edge.fielddata.report import write_report
 
     cfg = FieldDataConfig(rule=DecisionRule(min_score=min_score))

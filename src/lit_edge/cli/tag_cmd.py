@@ -57,6 +57,7 @@ def tag(
     ] = 0,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar.")] = True,
 ) -> None:
+    from lit_edge.db.summary import summary_lines
     from lit_edge.device.tagger import GracefulStop, TagConfig, default_db, run_tag
 
     config = TagConfig(
@@ -77,17 +78,8 @@ def tag(
         f"({result.processed / max(result.seconds, 1e-9):.0f}/s); {result.skipped} already done; "
         f"{result.failed} failed; database {config.db}"
     )
-    typer.echo(f"database holds {s.done} done, {s.failed} failed")
-    for rank, name, n in s.taxa:
-        typer.echo(f"  {n:6d}  {name}" + ("" if rank in ("blank", "uncertain") else f" ({rank})"))
-    if s.failures:
-        typer.echo("failures:")
-        for path, error in s.failures:
-            typer.echo(f"  {path}: {error}")
-        if s.failed > len(s.failures):
-            typer.echo(
-                f"  ... and {s.failed - len(s.failures)} more (rerun with --retry-failed to redo them)"
-            )
+    for line in summary_lines(s):
+        typer.echo(line)
     if result.interrupted:
         typer.echo("interrupted: run the same command again to resume")
         raise typer.Exit(130)

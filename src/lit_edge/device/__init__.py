@@ -1,7 +1,7 @@
-"""The device runtime: sources, decoding, backends, the pipeline and the SQLite store.
+"""The device runtime: sources, decoding, backends, the pipeline; results go to ``lit_edge.db``.
 
 Nothing under this package may import torch (a test checks it): a Jetson or a laptop runs it with
-numpy, OpenCV, ONNX Runtime or TensorRT, sqlite-utils and typer only.
+numpy, OpenCV, ONNX Runtime or TensorRT, Python's sqlite3 and typer only.
 
 ``sources``     addresses (csi://, v4l2://, rtsp://, files, folders, globs) and the live reader thread
 ``exif``        a small JPEG header/EXIF parser (size, orientation, capture time, GPS)
@@ -10,7 +10,6 @@ numpy, OpenCV, ONNX Runtime or TensorRT, sqlite-utils and typer only.
 ``backends``    TensorRT / ONNX Runtime (TensorRT, CUDA, CPU) behind ``embed(uint8 NHWC)``
 ``classify``    softmax top-k, roll-up to genus/family/... or ``uncertain``, ``--species`` subsets
 ``pipeline``    ``Engine``: bundle + backend + classifier
-``store``       the SQLite database: one writer thread, batched transactions, resume, summary
 ``tagger``      ``lit-edge tag``: a folder exactly once, resumable
 ``live``        ``lit-edge detect``: a camera, stream or video until stopped
 """

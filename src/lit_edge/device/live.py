@@ -28,9 +28,11 @@ from pathlib import Path
 
 import numpy as np
 
+from lit_edge.db.schema import INTERRUPTED, LIVE
+from lit_edge.db.summary import Summary, summarise
+from lit_edge.db.writer import MediaRecord, RunInfo, Store, StoreConfig
 from lit_edge.device.pipeline import Engine, EngineConfig
 from lit_edge.device.sources import CaptureConfig, LiveSource, capture_args, parse_address
-from lit_edge.device.store import FrameSaver, MediaRecord, Store, Summary, summary
 from lit_edge.device.threads import usable_cores
 from lit_edge.errors import UserError
 
@@ -97,19 +99,33 @@ def run_detect(
     workers, threads = detect_workers(config)
     if engine is None:
         engine = Engine(replace(config.engine, backend=replace(config.engine.backend, threads=threads)))
-    saver = FrameSaver(config.save_frames, config.save_quota_mb) if config.save_frames else None
-    store = Store(config.db, batch=config.commit_every, flush_s=0.5, saver=saver)
+    store = Store(
+        config.db,
+        StoreConfig(
+            batch=config.commit_every,
+            flush_s=0.5,
+            save_frames=config.save_frames,
+            save_quota_mb=config.save_quota_mb,
+        ),
+    )
+    saver = store.saver
     key = str(Path(spec.target).resolve()) if spec.kind == "video" else spec.address
     # A live source continues its frame numbering over runs; a video re-run replaces its frames.
-    first_index = store.next_frame_index(key) if spec.live else 0
+    try:
+        first_index = store.next_frame_index(key) if spec.live else 0
+    except BaseException:
+        store.close()
+        raise
     source = LiveSource(spec, config.capture, first_index=first_index)
     run_id = store.start_run(
-        "detect",
-        config.source,
-        bundle=engine.bundle,
-        backend=engine.backend.name,
-        flavour=engine.backend.flavour,
-        settings={**asdict(config), "plan": {"workers": workers, "threads": threads}},
+        RunInfo(
+            command="detect",
+            source=config.source,
+            bundle=engine.bundle,
+            backend=engine.backend.name,
+            flavour=engine.backend.flavour,
+            settings={**asdict(config), "plan": {"workers": workers, "threads": threads}},
+        )
     )
     log.info(
         "run %d: %s (%s) -> %s, %d inference worker(s)", run_id, config.source, spec.kind, config.db, workers
@@ -120,7 +136,6 @@ def run_detect(
     frames = detections = 0
     latencies: list[float] = []  # read -> logged, queue wait included
     process_ms: list[float] = []  # taken from the queue -> logged (preprocess + inference)
-    status = "finished"
     source.start()
 
     def infer(batch: list) -> tuple[list, float]:
@@ -139,6 +154,7 @@ def run_detect(
                 MediaRecord(
                     path=key,
                     frame_index=f.index,
+                    kind=LIVE,  # a video file too, until clips get their own rows (kind clip/frame)
                     source=config.source,
                     captured_at=f.captured_at,
                     time_source=f.time_source,
@@ -192,15 +208,17 @@ def run_detect(
                 break
         finish(0)
         if stop.is_set():
-            status = "interrupted"
+            store.outcome = INTERRUPTED
+    except BaseException:
+        store.outcome = INTERRUPTED
+        raise
     finally:
         if pool is not None:
             pool.shutdown(wait=True)
         if display is not None:
             display.close()
         source.stop()
-        store.finish_run(status)
-        store.db.conn.close()
+        store.close()  # flushes, marks the run with store.outcome, closes every connection
     return DetectResult(
         run_id=run_id,
         frames=frames,
@@ -211,7 +229,7 @@ def run_detect(
         latencies_ms=latencies,
         process_ms=process_ms,
         source_error=source.error,
-        summary=summary(config.db, run_id),
+        summary=summarise(config.db, run_id=run_id),
         workers=workers,
     )
 

@@ -34,10 +34,12 @@ from pathlib import Path
 
 import numpy as np
 
+from lit_edge.db.schema import INTERRUPTED
+from lit_edge.db.summary import Summary, summarise
+from lit_edge.db.writer import MediaRecord, RunInfo, Store, StoreConfig
 from lit_edge.device.decode import DecodeError, decode_file
 from lit_edge.device.pipeline import Engine, EngineConfig
 from lit_edge.device.sources import list_files, parse_address
-from lit_edge.device.store import MediaRecord, Store, Summary, summary
 from lit_edge.device.threads import usable_cores
 
 log = logging.getLogger(__name__)
@@ -195,19 +197,25 @@ def run_tag(
     else:
         files = list_files(spec)
     how = plan(config, engine.backend.name)
-    store = Store(config.db, batch=config.commit_every)
-    skip = store.done_paths(config.retry_failed)
+    store = Store(config.db, StoreConfig(batch=config.commit_every))
+    try:
+        skip = store.done_paths(config.retry_failed)
+    except BaseException:
+        store.close()
+        raise
     todo = [(p, k) for p in files if (k := media_key(p)) not in skip]
     # a folder listed twice through a symlinked sub-folder is still one photo per resolved path
     seen: set[str] = set()
     todo = [(p, k) for p, k in todo if not (k in seen or seen.add(k))]
     run_id = store.start_run(
-        "tag",
-        config.source,
-        bundle=engine.bundle,
-        backend=engine.backend.name,
-        flavour=engine.backend.flavour,
-        settings={**asdict(config), "plan": asdict(how)},
+        RunInfo(
+            command="tag",
+            source=config.source,
+            bundle=engine.bundle,
+            backend=engine.backend.name,
+            flavour=engine.backend.flavour,
+            settings={**asdict(config), "plan": asdict(how)},
+        )
     )
     log.info(
         "run %d: %d photos, %d already in %s, %d to do; %d worker(s) x %d thread(s), batch %d",
@@ -226,7 +234,6 @@ def run_tag(
     infer = _Inference(engine, how.workers, config.own_sessions)
     processed = failed = 0
     first: float | None = None
-    status = "finished"
     try:
         with (
             ThreadPoolExecutor(how.decoders, thread_name_prefix="lit-edge-decode") as pool,
@@ -278,13 +285,12 @@ def run_tag(
                     collect(how.workers)
             collect(0)
             if stop.is_set():
-                status = "interrupted"
+                store.outcome = INTERRUPTED
     except BaseException:
-        status = "interrupted"
+        store.outcome = INTERRUPTED
         raise
     finally:
-        store.finish_run(status)
-        store.db.conn.close()
+        store.close()  # flushes, marks the run with store.outcome, closes every connection
     return TagResult(
         run_id=run_id,
         total=len(files),
@@ -293,8 +299,8 @@ def run_tag(
         failed=failed,
         seconds=time.perf_counter() - t0,
         first_prediction_s=first,
-        interrupted=status == "interrupted",
-        summary=summary(config.db),
+        interrupted=store.outcome == INTERRUPTED,
+        summary=summarise(config.db),
     )
 
 

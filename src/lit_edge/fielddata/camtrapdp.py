@@ -21,13 +21,14 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+from lit_edge.db.reader import Detections, MediaRow, RunRow, parse_time
 from lit_edge.errors import UserError
 from lit_edge.fielddata.config import FieldDataConfig
 from lit_edge.fielddata.deployments import Deployment
-from lit_edge.fielddata.events import Classification, Sequenced, classify_event, classify_media, sequence
-from lit_edge.fielddata.records import Detections, MediaRecord, RunRecord, parse_time
+from lit_edge.fielddata.events import Sequenced, classify_event, sequence
 from lit_edge.fielddata.taxa import Taxonomy, load_taxonomy
 from lit_edge.fielddata.validate import CAMTRAP_DP_VERSION, PROFILE_URL, TABLE_SCHEMA_URLS, shipped_schema
+from lit_edge.outcomes import Classification, classify_media
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +109,7 @@ def _observation(
     }
 
 
-def _classified_at(run: RunRecord | None) -> str:
+def _classified_at(run: RunRow | None) -> str:
     when = parse_time(run.finished_at or run.started_at) if run else None
     if when is None:
         return ""
@@ -187,7 +188,7 @@ def _media_and_observations(
         dep = e.members[0].deployment
         per_media = []
         for p in e.members:
-            m: MediaRecord = p.media
+            m: MediaRow = p.media
             media_id = f"m{m.id}"
             suffix = Path(m.path).suffix.lower()
             media_rows.append(

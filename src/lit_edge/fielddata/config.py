@@ -5,32 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-
-@dataclass(frozen=True)
-class DecisionRule:
-    """How a media row's decision becomes a Camtrap DP ``observationType``.
-
-    The database holds the runtime's decision per photo (``top_name``/``top_rank``/``top_score``,
-    after its roll-up). The rule, applied in this order:
-
-    1. a photo that failed (unreadable, corrupt) is ``unclassified``;
-    2. no decision (``top_rank`` ``uncertain``, or no name), or ``top_score`` below ``min_score``,
-       is ``unknown``: the classifier saw something it could not name with confidence;
-    3. a decision of rank ``blank`` (the runtime's verdict when the bundle's background rows win,
-       see ``lit_edge.device.classify``), or whose name is one of ``blank_names`` (a species list
-       may carry an explicit "empty" class), is ``blank``;
-    4. a name in ``human_names`` is ``human``, in ``vehicle_names`` is ``vehicle``;
-    5. anything else is ``animal`` with that ``scientificName`` and ``classificationProbability``.
-
-    A whole-image classifier has no detector, so it never proves a photo empty on its own: only
-    background rows or an explicit blank class (rule 3) make ``blank``; low confidence makes
-    ``unknown``. A blank decision below ``min_score`` is ``unknown`` too.
-    """
-
-    min_score: float = 0.0
-    blank_names: tuple[str, ...] = ("blank", "empty", "background", "no animal", "none")
-    human_names: tuple[str, ...] = ("homo sapiens", "human", "person")
-    vehicle_names: tuple[str, ...] = ("vehicle", "car")
+from lit_edge.outcomes import DecisionRule
 
 
 @dataclass(frozen=True)

@@ -10,11 +10,12 @@ import csv
 import logging
 from pathlib import Path
 
+from lit_edge.db.reader import Detections
 from lit_edge.errors import UserError
 from lit_edge.fielddata.camtrapdp import common_root
 from lit_edge.fielddata.config import FieldDataConfig
-from lit_edge.fielddata.events import classify_media, sequence
-from lit_edge.fielddata.records import Detections
+from lit_edge.fielddata.events import sequence
+from lit_edge.outcomes import classify_media
 
 log = logging.getLogger(__name__)
 

@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+from lit_edge.db.reader import MediaRow, parse_time
 from lit_edge.errors import UserError
-from lit_edge.fielddata.records import MediaRecord, parse_time
 
 _ALIASES = {
     "id": ("deploymentid", "deployment_id", "id", "deployment"),
@@ -157,10 +157,10 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-") or "deployment"
 
 
-def per_folder(media: list[MediaRecord], default_offset: str = "+00:00") -> list[Deployment]:
+def per_folder(media: list[MediaRow], default_offset: str = "+00:00") -> list[Deployment]:
     """One deployment per photo folder, located at the median EXIF GPS of its photos."""
     tz = parse_offset(default_offset, "--utc-offset")
-    groups: dict[Path, list[MediaRecord]] = {}
+    groups: dict[Path, list[MediaRow]] = {}
     for m in media:
         groups.setdefault(Path(m.path).parent, []).append(m)
     used: set[str] = set()
@@ -197,7 +197,7 @@ def per_folder(media: list[MediaRecord], default_offset: str = "+00:00") -> list
 class Placed:
     """A photo with its deployment and its timestamp in the deployment's offset."""
 
-    media: MediaRecord
+    media: MediaRow
     deployment: Deployment
     when: datetime | None
 
@@ -211,7 +211,7 @@ def _ancestors(path: str) -> set[str]:
     return out
 
 
-def assign(media: list[MediaRecord], deployments: list[Deployment], source: str) -> list[Placed]:
+def assign(media: list[MediaRow], deployments: list[Deployment], source: str) -> list[Placed]:
     """Place every photo in a deployment; raise naming the first photo that fits none.
 
     The deepest matching folder wins, so a deployment file may name a card and, separately,

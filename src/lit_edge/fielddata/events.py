@@ -4,7 +4,7 @@ Camera traps fire in bursts: one animal passing makes several photos seconds apa
 deployment whose timestamps are at most ``gap`` seconds from the previous photo form one event
 (the gap is measured photo to photo, so a long visit stays one event). An event's observation
 aggregates its photos' observations (see :func:`classify_event`); a photo's observation follows
-:class:`~lit_edge.fielddata.config.DecisionRule`.
+:class:`~lit_edge.outcomes.DecisionRule`.
 """
 
 from __future__ import annotations
@@ -12,43 +12,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from lit_edge.fielddata.config import DecisionRule, FieldDataConfig
+from lit_edge.db.reader import MediaRow
+from lit_edge.fielddata.config import FieldDataConfig
 from lit_edge.fielddata.deployments import Deployment, Placed, assign, load_deployments, per_folder
-from lit_edge.fielddata.records import MediaRecord
 from lit_edge.outcomes import OBS_ANIMAL as ANIMAL
 from lit_edge.outcomes import OBS_BLANK as BLANK
 from lit_edge.outcomes import OBS_HUMAN as HUMAN
 from lit_edge.outcomes import OBS_UNCLASSIFIED as UNCLASSIFIED
 from lit_edge.outcomes import OBS_UNKNOWN as UNKNOWN
 from lit_edge.outcomes import OBS_VEHICLE as VEHICLE
-
-
-@dataclass(frozen=True)
-class Classification:
-    """An observation's type and, for named types, the taxon and its probability."""
-
-    observation_type: str
-    scientific_name: str | None = None
-    rank: str | None = None
-    probability: float | None = None
-
-
-def classify_media(m: MediaRecord, rule: DecisionRule) -> Classification:
-    """Apply the documented :class:`DecisionRule` to one media row."""
-    if not m.ok:
-        return Classification(UNCLASSIFIED)
-    name = (m.top_name or "").strip()
-    rank = (m.top_rank or "").strip().lower()
-    score = m.top_score
-    if not name or rank == "uncertain" or name.lower() == "uncertain":
-        return Classification(UNKNOWN)
-    if score is not None and score < rule.min_score:
-        return Classification(UNKNOWN)
-    lowered = name.lower()
-    if rank == BLANK or lowered in rule.blank_names:
-        return Classification(BLANK, probability=score)
-    kind = HUMAN if lowered in rule.human_names else VEHICLE if lowered in rule.vehicle_names else ANIMAL
-    return Classification(kind, scientific_name=name, rank=rank or "species", probability=score)
+from lit_edge.outcomes import Classification
 
 
 def classify_event(items: list[Classification]) -> Classification:
@@ -134,7 +107,7 @@ class Sequenced:
         return {p.media.id: e for e in self.events for p in e.members}
 
 
-def sequence(photos: list[MediaRecord], cfg: FieldDataConfig) -> Sequenced:
+def sequence(photos: list[MediaRow], cfg: FieldDataConfig) -> Sequenced:
     """Deployments from ``cfg.deployments`` (or one per folder), then events ``cfg.event_gap_s`` apart."""
     if cfg.deployments is not None:
         deps = load_deployments(cfg.deployments, cfg.utc_offset)

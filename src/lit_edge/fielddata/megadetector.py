@@ -13,10 +13,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from lit_edge.db.reader import Detections
 from lit_edge.fielddata.camtrapdp import common_root
 from lit_edge.fielddata.config import FieldDataConfig
-from lit_edge.fielddata.events import BLANK, UNCLASSIFIED, classify_media
-from lit_edge.fielddata.records import Detections
+from lit_edge.fielddata.events import BLANK, UNCLASSIFIED
+from lit_edge.outcomes import classify_media
 
 FORMAT_VERSION = "1.4"
 ANIMAL_CATEGORY = "1"

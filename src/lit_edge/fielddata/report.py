@@ -18,11 +18,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from lit_edge import __version__
+from lit_edge.db.reader import Detections, MediaRow
+from lit_edge.db.summary import Summary, summarise
 from lit_edge.fielddata.config import FieldDataConfig
-from lit_edge.fielddata.events import classify_media
 from lit_edge.fielddata.progress import track
-from lit_edge.fielddata.records import Detections, MediaRecord
-from lit_edge.fielddata.summary import Summary, summarise
+from lit_edge.outcomes import classify_media
 
 log = logging.getLogger(__name__)
 
@@ -165,7 +165,7 @@ def _species_table(s: Summary) -> str:
 
 
 def _thumbs(det: Detections, cfg: FieldDataConfig, s: Summary) -> str:
-    by_name: dict[str, list[tuple[float, MediaRecord]]] = {}
+    by_name: dict[str, list[tuple[float, MediaRow]]] = {}
     for m in det.media:
         c = classify_media(m, cfg.rule)
         if c.scientific_name:
@@ -223,7 +223,7 @@ def _runs(det: Detections) -> str:
 
 
 def render_report(det: Detections, cfg: FieldDataConfig) -> str:
-    s = summarise(det, cfg.rule)
+    s = summarise(det.db, rule=cfg.rule)
     types = ", ".join(f"{k}: {v}" for k, v in sorted(s.by_type.items()))
     generated = datetime.now(timezone.utc).replace(microsecond=0).isoformat()
     return f"""<!DOCTYPE html>

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lit_edge.bundle import RANKS, BundleError, Label, load, read_labels
-from lit_edge.fielddata.records import Detections
+from lit_edge.db.reader import Detections
 
 log = logging.getLogger(__name__)
 

@@ -18,12 +18,13 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
 
+from lit_edge.db.reader import Detections
 from lit_edge.errors import UserError
 from lit_edge.fielddata.config import FieldDataConfig
-from lit_edge.fielddata.events import ANIMAL, BLANK, HUMAN, VEHICLE, classify_media
+from lit_edge.fielddata.events import ANIMAL, BLANK, HUMAN, VEHICLE
 from lit_edge.fielddata.progress import track
-from lit_edge.fielddata.records import Detections
 from lit_edge.fielddata.taxa import Taxon, load_taxonomy
+from lit_edge.outcomes import classify_media
 
 log = logging.getLogger(__name__)
 
