@@ -45,6 +45,17 @@ def _tag(db: Path, b: bf.Bundle, per_label: int, seed: int, *, prefix: str = "")
                     )
                 )
         store.put(MediaRecord(path="card/broken.jpg", status="failed", error="truncated JPEG"))
+    with Store(db) as store:  # a live frame whose JPEG the runtime saved
+        store.start_run(RunInfo("detect", "rtsp://pole", bundle=b, flavour="fp32"))
+        e = _embed(b, _photos(SITE["Rubra rosea"], 1, rng))[0]
+        store.put(
+            MediaRecord(
+                path="rtsp://pole", frame_index=0, kind="live", decision=decide(e[None])[0], embedding=e
+            )
+        )
+    conn = schema.connect(db)
+    conn.execute("UPDATE media SET saved_frame = 'frames/pole-0.jpg' WHERE kind = 'live'")
+    conn.close()
 
 
 def _annotate(db: Path, every: int = 1) -> dict[str, int]:
@@ -136,6 +147,8 @@ def test_retag_redecides_from_embeddings_keeps_ids_and_annotations_and_agrees_mo
         assert runs[-1].command == "retag" and runs[-1].bundle == str(out)
         broken = next(m for m in r.iter_media() if m.path == "card/broken.jpg")
         assert broken.status == "failed" and broken.run_id == runs[0].id  # no embedding: left alone
+        live = next(m for m in r.iter_media() if m.kind == "live")
+        assert live.run_id == runs[-1].id and live.saved_frame == "frames/pole-0.jpg"  # the saved JPEG kept
     again = runner.invoke(app, ["db", "retag", str(db), "--bundle", str(out)])  # idempotent
     assert again.exit_code == 0 and _agreement(db) == after
     with Reader(db) as r:

@@ -86,6 +86,7 @@ def _record(m, decision, vector):
         duration_s=m.duration_s,
         decision=decision,
         embedding=vector,
+        saved_frame=m.saved_frame,
     )
 
 
