@@ -123,6 +123,8 @@ def test_learn_cli_reads_current_annotations_and_writes_a_verified_bundle(site):
     assert "Aurantia sol" in p["added_species"]
     assert next(lab for lab in new.labels if lab.scientific_name == "Aurantia sol").common_name == "sun bird"
     assert "held-out top-1" in r.output and "retag" in r.output
+    again = runner.invoke(app, ["learn", str(site["db"]), "--bundle", str(out), "-o", str(site["tmp"] / "twice")])
+    assert again.exit_code == 0 and "warning:" in again.output and "learned bundle" in again.output
 
 
 def test_retag_redecides_from_embeddings_keeps_ids_and_annotations_and_agrees_more(site):

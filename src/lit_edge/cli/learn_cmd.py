@@ -44,6 +44,12 @@ def learn(
     cfg = LearnConfig(method=method, background=background, calibrate=calibrate)
     parent = open_bundle(bundle)
     check_out(parent, out)  # before any work: a wrong -o is a one-line error at once
+    if "learn" in parent.manifest.extra:
+        typer.echo(
+            f"warning: {parent.root} is itself a learned bundle: its rows already hold the photos it "
+            "learned; learn from the original bundle with all the databases to count each photo once",
+            err=True,
+        )
     verified = read_verified(dbs, parent)
     new = write(parent, fit(parent, verified, cfg), out)
     p = new.manifest.extra["learn"]
