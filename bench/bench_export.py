@@ -84,9 +84,9 @@ def speed(args) -> None:
     tmp = Path(tempfile.mkdtemp(prefix="bench-export-"))
     fp32 = ox.export(graph, tmp / "fp32.onnx", pre)
     images = calib.calibration_set(pre, n=args.calib)
-    int8 = quantize.quantize(fp32, tmp / "int8_cpu.onnx", images, quantize.QuantConfig(flavour="cpu"))
+    int8 = quantize.quantize(fp32, tmp / "int8_cpu.onnx", images, quantize.QuantConfig(target="cpu"))
     every = quantize.QuantConfig(
-        flavour="cpu", method="minmax", keep_first=0, dense_weights="s8", bias_correction=False
+        target="cpu", method="minmax", keep_first=0, dense_weights="s8", bias_correction=False
     )
     int8_all = quantize.quantize(fp32, tmp / "int8_cpu_all.onnx", images, every)
     s_fp32, s_int8, s_all = _session(fp32), _session(int8), _session(int8_all)
@@ -139,7 +139,7 @@ _S8_ALL = {
 }
 _S1 = {**_S8_ALL, "method": "percentile", "keep_first": 3}  # session 1's default
 RECIPES = {
-    # name: (flavour, overrides of QuantConfig)
+    # name: (target, overrides of QuantConfig)
     "cpu all INT8, ORT's u8s8": ("cpu", _S8_ALL),
     "cpu + first 3 convs float (session 1)": ("cpu", _S1),
     "cpu + dense convs u8 weights": ("cpu", {**_S1, "dense_weights": "u8"}),
@@ -222,17 +222,17 @@ def accuracy(args) -> None:
         f"{'recipe':<40} | {'agree':>6} | {'conf.':>6} | {'cos mean':>8} | {'cos min':>7} | {'x fp32 b1':>9} | {'quant s':>7}"
     )
     for name in names:
-        flavour, over = RECIPES[name] if name in RECIPES else ("cpu", json.loads(name))
+        target, over = RECIPES[name] if name in RECIPES else ("cpu", json.loads(name))
         over = dict(over)
-        flavour = over.pop("flavour", flavour)
+        target = over.pop("target", target)
         qcfg = quantize.QuantConfig(
-            flavour=flavour, **{k: tuple(v) if isinstance(v, list) else v for k, v in over.items()}
+            target=target, **{k: tuple(v) if isinstance(v, list) else v for k, v in over.items()}
         )
         t0 = time.perf_counter()
-        cache = tmp / f"ranges-{qcfg.flavour}-{qcfg.method}-{qcfg.percentile}.json"
+        cache = tmp / f"ranges-{qcfg.target}-{qcfg.method}-{qcfg.percentile}.json"
         path = quantize.quantize(fp32, tmp / "q.onnx", cal, qcfg, calib_cache=cache)
         qs = time.perf_counter() - t0
-        exact = qcfg.flavour == "tensorrt"
+        exact = qcfg.target == "tensorrt"
         r = _score(ref, _run_exact(path, held) if exact else ox.run_ort(path, held, threads=THREADS))
         speed = "-"
         if not exact:

@@ -235,7 +235,7 @@ def test_bundle_commands_import_no_torch(bundle_dir):
     code = (
         "import sys; from typer.testing import CliRunner; from lit_edge.cli.app import app;"
         f"r = CliRunner().invoke(app, ['bundle', 'info', {str(bundle_dir)!r}]); assert r.exit_code == 0, r.output;"
-        "import lit_edge.export.tensorrt, lit_edge.export.providers, lit_edge.export.head;"
+        "import lit_edge.device.engines, lit_edge.export.head;"
         "assert 'torch' not in sys.modules, 'torch imported'"
     )
     subprocess.run([sys.executable, "-c", code], check=True, env={**os.environ, "OMP_NUM_THREADS": "1"})

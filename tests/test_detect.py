@@ -15,10 +15,8 @@ from typer.testing import CliRunner
 
 from bundle_factory import COLOURS, make_bundle, solid
 from lit_edge.cli.app import app
-from lit_edge.device.backends import BackendConfig
-from lit_edge.device.live import DetectConfig, run_detect
-from lit_edge.device.pipeline import EngineConfig
-from lit_edge.device.sources import CaptureConfig
+from lit_edge.device.config import BackendConfig, CaptureConfig, DetectConfig, EngineConfig
+from lit_edge.device.live import run_detect
 from mjpeg_server import MjpegServer
 
 runner = CliRunner()
@@ -171,6 +169,74 @@ def test_duration_and_config_file(tmp_path, bundle):
     assert r.exit_code == 2 and "unknown option(s) fpss" in r.output
 
 
+@pytest.mark.parametrize(
+    ("body", "says"),
+    [
+        ("motion = 2\n", "motion = 2: Invalid value for '--motion'"),  # the option's own range
+        ('every = "often"\n', "every = 'often': Invalid value for '--every'"),
+        ("[detect]\nbatch-size = 0\n", "batch-size = 0: Invalid value for '--batch-size'"),
+        ('backend = "gpu"\n', "backend = 'gpu': Invalid value: unknown backend 'gpu'; choose one of auto, "),
+        ('quiet = "maybe"\n', "quiet = 'maybe': Invalid value for '--quiet'"),
+        ("fps = [\n", "not valid TOML"),
+    ],
+)
+def test_config_file_values_are_checked_like_the_options_they_set(tmp_path, body, says):
+    cfg = tmp_path / "device.toml"
+    cfg.write_text(body, encoding="utf-8")
+    video = _video(tmp_path / "v.avi", ["Rubra rosea"], n_each=2)
+    r = runner.invoke(app, ["detect", str(video), "--config", str(cfg), "--db", str(tmp_path / "d.db")])
+    assert r.exit_code == 2, r.output
+    assert r.output.startswith(f"error: {cfg}: ") and r.output.count("\n") == 1, r.output
+    assert says in r.output and "Traceback" not in r.output
+    assert not (tmp_path / "d.db").exists()  # refused before anything was opened
+
+
+def test_config_file_gives_defaults_the_command_line_overrides(tmp_path, bundle):
+    """A JSON config too; values reach the run (recorded settings), and an option given wins."""
+    import json
+
+    video = _video(tmp_path / "v.avi", ["Viridis silva"], n_each=6)
+    cfg = tmp_path / "device.json"
+    cfg.write_text(
+        json.dumps({"bundle": str(bundle), "every": 3, "top-k": 2, "quiet": True, "batch_size": 1})
+    )
+    db = tmp_path / "d.db"
+    r = runner.invoke(app, ["detect", str(video), "--config", str(cfg), "--db", str(db), "--top-k", "3"])
+    assert r.exit_code == 0, r.output
+    assert [i for (i,) in _rows(db, "SELECT frame_index FROM media ORDER BY frame_index")] == [0, 3]
+    settings = json.loads(_rows(db, "SELECT settings FROM runs")[0][0])
+    assert settings["engine"]["classify"]["top_k"] == 3 and settings["batch_size"] == 1
+    assert _rows(db, "SELECT COUNT(*) FROM predictions") == [(2 * 3,)]
+    assert "species Viridis silva" not in r.output  # quiet, from the file
+
+
+def test_config_file_reads_on_python_3_10_without_tomllib(tmp_path):
+    """JetPack 6 runs Python 3.10, which has no tomllib: the same parser comes from tomli."""
+    import subprocess
+    import sys
+
+    cfg = tmp_path / "device.toml"
+    cfg.write_text('[detect]\nsource = "rtsp://cam/1"\nmotion = 0.25\n', encoding="utf-8")
+    code = (
+        "import sys, builtins\n"
+        "real = builtins.__import__\n"
+        "def no_tomllib(name, *a, **k):\n"
+        "    if name == 'tomllib':\n"
+        "        raise ModuleNotFoundError(\"No module named 'tomllib'\")\n"
+        "    return real(name, *a, **k)\n"
+        "builtins.__import__ = no_tomllib\n"
+        "from pathlib import Path\n"
+        "from lit_edge.cli.detect_cmd import read_config_file\n"
+        f"print(read_config_file(Path({str(cfg)!r})))\n"
+        "print('tomli' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    if "No module named 'tomli'" in out.stderr:
+        pytest.skip("tomli is not installed here (it is a dependency only on Python < 3.11)")
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split("\n")[:2] == ["{'source': 'rtsp://cam/1', 'motion': 0.25}", "True"]
+
+
 def test_confident_frames_are_saved_within_the_quota(tmp_path, bundle):
     video = _video(tmp_path / "v.avi", ["Rubra rosea"], n_each=40)
     frames_dir = tmp_path / "frames"
@@ -316,10 +382,31 @@ def test_video_with_several_workers_logs_the_same_frames_in_order(tmp_path, bund
 
 
 def test_detect_shares_the_cores_out_among_its_workers():
-    from lit_edge.device.live import detect_workers
+    from lit_edge.device import backends
+    from lit_edge.device.plan import plan_detect
 
-    assert detect_workers(DetectConfig(source="x"), cores=2) == (1, 2)  # default: one call on every core
-    assert detect_workers(DetectConfig(source="x", workers=2), cores=2) == (2, 1)
-    assert detect_workers(DetectConfig(source="x", workers=3), cores=16) == (3, 5)
+    cpu = backends.get("onnxruntime-cpu")
+
+    def plan(cfg, cores):
+        p = plan_detect(cfg, cpu, cores=cores)
+        return p.workers, p.threads
+
+    assert plan(DetectConfig(source="x"), cores=2) == (1, 2)  # default: one call on every core
+    assert plan(DetectConfig(source="x", workers=2), cores=2) == (2, 1)
+    assert plan(DetectConfig(source="x", workers=3), cores=16) == (3, 5)
     threads = EngineConfig(backend=BackendConfig(threads=3))
-    assert detect_workers(DetectConfig(source="x", workers=2, engine=threads), cores=2) == (2, 3)
+    assert plan(DetectConfig(source="x", workers=2, engine=threads), cores=2) == (2, 3)
+    p = plan_detect(DetectConfig(source="x"), cpu, cores=2)
+    assert (p.queued, p.fill_batches) == (0, False)  # latency: never a batch waiting for a worker
+
+
+def test_each_frame_keeps_its_embedding_unless_asked_not_to(tmp_path, bundle):
+    video = _video(tmp_path / "v.avi", ["Caerulea mare"], n_each=6)
+    for extra, expect in (([], 6), (["--no-embeddings"], 0)):
+        db = tmp_path / f"e{len(extra)}.db"
+        r = runner.invoke(app, ["detect", str(video), "--bundle", str(bundle), "--db", str(db), "-q", *extra])
+        assert r.exit_code == 0, r.output
+        assert _rows(db, "SELECT COUNT(*) FROM media") == [(6,)]
+        assert _rows(db, "SELECT COUNT(*), COUNT(DISTINCT media_id) FROM embeddings WHERE dim = 16") == [
+            (expect, expect)
+        ]

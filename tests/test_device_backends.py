@@ -1,8 +1,12 @@
-"""Backend choice: auto says what it picked, a named missing backend is an error, never a fallback."""
+"""Backends as a registry: auto says what it picked, a named missing backend is an error (never a
+fallback), a registered backend is usable by name, and an auto fall-back is planned for what opened."""
 
 from __future__ import annotations
 
+import json
 import logging
+import os
+import sqlite3
 import subprocess
 import sys
 
@@ -10,10 +14,11 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from bundle_factory import make_bundle
+from bundle_factory import COLOURS, make_bundle, solid, write_jpeg
 from lit_edge.bundle import load
 from lit_edge.device import backends
-from lit_edge.device.backends import BackendConfig
+from lit_edge.device.backends import BackendSpec, Device
+from lit_edge.device.config import BackendConfig, EngineConfig, TagConfig
 from lit_edge.errors import UserError
 
 
@@ -54,7 +59,7 @@ def test_named_backend_that_is_missing_is_an_error_not_a_fallback(bundle, name):
 
 
 def test_unknown_backend_is_an_error(bundle):
-    with pytest.raises(UserError, match="unknown backend 'gpu'"):
+    with pytest.raises(UserError, match="unknown backend 'gpu'; choose one of auto, "):
         backends.create(bundle, BackendConfig("gpu"))
 
 
@@ -84,7 +89,7 @@ def test_device_runtime_imports_no_torch():
 def test_engine_keeps_numpy_blas_single_threaded(bundle):
     import threadpoolctl
 
-    from lit_edge.device.pipeline import Engine, EngineConfig
+    from lit_edge.device.pipeline import Engine
 
     blas = [i for i in threadpoolctl.threadpool_info() if i["internal_api"] == "openblas"]
     if not blas:
@@ -95,16 +100,96 @@ def test_engine_keeps_numpy_blas_single_threaded(bundle):
     assert after and all(n == 1 for n in after)
 
 
-def test_gpu_backends_get_the_bundles_provider_options(bundle):
-    """What ONNX Runtime is handed on a GPU host (checked here without one)."""
-    trt = backends._ort_providers(bundle, "onnxruntime-trt", "int8_tensorrt")
-    name, opts = trt[0]
-    assert name == "TensorrtExecutionProvider" and opts["trt_int8_enable"] is True
-    assert opts["trt_engine_cache_path"] == str(bundle.engines_dir / "ort-trt")
-    assert opts["trt_profile_max_shapes"].startswith("image:16x32x32x3")
-    cuda = backends._ort_providers(bundle, "onnxruntime-cuda", "fp32")
-    assert [p if isinstance(p, str) else p[0] for p in cuda] == [
-        "CUDAExecutionProvider",
-        "CPUExecutionProvider",
-    ]
-    assert backends._ort_providers(bundle, "onnxruntime-cpu", "int8_cpu") == ["CPUExecutionProvider"]
+def _broken_gpu(bundle, flavour, threads):
+    raise UserError("no GPU driver on this machine")
+
+
+@pytest.fixture
+def broken_gpu_first():
+    """A GPU backend that is installed (its probe says so) but cannot open, ahead of all others."""
+    backends.register(
+        BackendSpec("broken-gpu", _broken_gpu, probe=lambda: True, int8_flavour="int8_cpu",
+                    device=Device.GPU, priority=0)
+    )  # fmt: skip
+    yield
+    backends.unregister("broken-gpu")
+
+
+def test_auto_falls_back_past_a_backend_that_does_not_open_and_plans_for_what_opened(
+    tmp_path, bundle, broken_gpu_first, caplog
+):
+    """The fall-back CPU session gets the CPU plan's threads, not the GPU plan's (all cores each)."""
+    from lit_edge.device.plan import plan_tag
+    from lit_edge.device.tagger import run_tag
+
+    photos = tmp_path / "p"
+    photos.mkdir()
+    for i, name in enumerate(COLOURS):
+        write_jpeg(photos / f"{i}.jpg", solid(COLOURS[name]))
+    cfg = TagConfig(source=str(photos), db=tmp_path / "t.db", engine=EngineConfig(bundle=bundle.root))
+    with caplog.at_level(logging.INFO):
+        result = run_tag(cfg)
+    assert "backend broken-gpu unavailable (no GPU driver on this machine)" in caplog.text
+    assert "backend: onnxruntime-cpu (auto-selected)" in caplog.text
+    assert result.processed == 4 and result.failed == 0
+    cpu_plan = plan_tag(cfg, backends.get("onnxruntime-cpu"))
+    gpu_plan = plan_tag(cfg, backends.get("broken-gpu"))
+    con = sqlite3.connect(cfg.db)
+    backend, settings = con.execute("SELECT backend, settings FROM runs").fetchone()
+    con.close()
+    assert backend == "onnxruntime-cpu"
+    assert json.loads(settings)["plan"]["threads"] == cpu_plan.threads
+    if len(os.sched_getaffinity(0)) > 1:  # on one core both plans are 1 worker x 1 thread
+        assert (cpu_plan.workers, cpu_plan.threads) != (gpu_plan.workers, gpu_plan.threads)
+
+
+def test_the_session_really_gets_the_planned_threads(bundle, broken_gpu_first):
+    from lit_edge.device.pipeline import Engine
+
+    engine = Engine(
+        EngineConfig(bundle=bundle.root), threads_for=lambda s: 1 if s.device is Device.CPU else 7
+    )
+    assert engine.backend.name == "onnxruntime-cpu" and engine.backend.threads == 1
+    assert engine.backend.runner.session.get_session_options().intra_op_num_threads == 1
+
+
+def test_a_named_backend_that_does_not_open_is_an_error_not_a_fallback(bundle, broken_gpu_first):
+    with pytest.raises(UserError, match="^backend broken-gpu: no GPU driver on this machine$"):
+        backends.create(bundle, BackendConfig("broken-gpu"))
+
+
+def test_one_registration_makes_a_backend_usable_by_name_through_the_cli(tmp_path, bundle):
+    """A new backend (here: ONNX Runtime's CPU runner under another name) needs nothing but register()."""
+    from typer.testing import CliRunner
+
+    from lit_edge.cli.app import app
+    from lit_edge.device.backends.ort import OrtRunner
+
+    opened = []
+
+    def open_(b, flavour, threads):
+        opened.append((flavour, threads))
+        return OrtRunner(b.image_tower(flavour), threads=threads)
+
+    backends.register(
+        BackendSpec("my-cpu", open_, probe=lambda: True, int8_flavour="int8_cpu",
+                    default_precision="fp32", concurrent=True)
+    )  # fmt: skip
+    try:
+        (tmp_path / "p").mkdir()
+        write_jpeg(tmp_path / "p" / "a.jpg", solid(COLOURS["Viridis silva"]))
+        db = tmp_path / "t.db"
+        r = CliRunner().invoke(
+            app, ["tag", str(tmp_path / "p"), "--db", str(db), "--bundle", str(bundle.root),
+                  "--backend", "my-cpu", "--no-progress"],
+        )  # fmt: skip
+        assert r.exit_code == 0, r.output
+        assert opened and opened[0][0] == "fp32"  # its own default precision
+        con = sqlite3.connect(db)
+        assert con.execute("SELECT backend, flavour FROM runs").fetchall() == [("my-cpu", "fp32")]
+        assert con.execute("SELECT top_name FROM media").fetchall() == [("Viridis silva",)]
+        con.close()
+    finally:
+        backends.unregister("my-cpu")
+    r = CliRunner().invoke(app, ["tag", str(tmp_path / "p"), "--backend", "my-cpu"])
+    assert r.exit_code == 2 and "unknown backend 'my-cpu'" in r.output

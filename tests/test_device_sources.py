@@ -11,7 +11,8 @@ import pytest
 
 from bundle_factory import COLOURS, solid, write_jpeg
 from lit_edge.device import sources
-from lit_edge.device.sources import CaptureConfig, FrameQueue, LiveSource, MotionGate, parse_address
+from lit_edge.device.config import CaptureConfig
+from lit_edge.device.sources import FrameQueue, LiveSource, MotionGate, parse_address
 from lit_edge.errors import UserError
 from mjpeg_server import MjpegServer
 

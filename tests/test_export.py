@@ -5,7 +5,6 @@ ONNX checker, ONNX Runtime sessions, the CLI through CliRunner; a tiny model kee
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import replace
 from pathlib import Path
 
@@ -17,9 +16,8 @@ from typer.testing import CliRunner
 
 from lit_edge import bundle as bf
 from lit_edge.cli.app import app
-from lit_edge.export import calib, head, providers, quantize
+from lit_edge.export import calib, head, quantize
 from lit_edge.export import onnx_export as ox
-from lit_edge.export import tensorrt as trt_builder
 from lit_edge.export.writer import BundleConfig, build_bundle
 
 torch.set_num_threads(1)
@@ -137,28 +135,28 @@ def test_real_efficientnet_tower_parity(tmp_path):
 # INT8 ------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("flavour", ["cpu", "tensorrt"])
-def test_int8_every_conv_quantized_with_the_flavours_formats(tiny, tmp_path, flavour):
+@pytest.mark.parametrize("target", ["cpu", "tensorrt"])
+def test_int8_every_conv_quantized_with_the_targets_formats(tiny, tmp_path, target):
     b = bf.load(tiny["bundle"])
     images = calib.calibration_set(b.manifest.preprocess, n=16)
     out = quantize.quantize(
         b.image_tower("fp32"),
         tmp_path / "q.onnx",
         images,
-        quantize.QuantConfig(flavour, "minmax", keep_float=(), keep_first=0),
+        quantize.QuantConfig(target, "minmax", keep_float=(), keep_first=0),
     )
     convs = quantize.inspect_convs(out)
     assert convs
     for c in convs:
         assert c.weight_quantized and c.input_quantized, c
-        if flavour == "tensorrt":
+        if target == "tensorrt":
             assert c.weight_dtype == onnx.TensorProto.INT8, c
             assert c.input_dtype == onnx.TensorProto.INT8, c
             assert set(c.zero_points) == {0}, c
         else:  # u8 activations; u8 weights where x86 runs a GEMM (dense_weights), s8 elsewhere
             assert c.weight_dtype in (onnx.TensorProto.INT8, onnx.TensorProto.UINT8), c
             assert c.input_dtype == onnx.TensorProto.UINT8, c
-    if flavour == "cpu":
+    if target == "cpu":
         assert {c.weight_dtype for c in convs} == {onnx.TensorProto.INT8, onnx.TensorProto.UINT8}
 
 
@@ -193,8 +191,8 @@ def test_head_role_keeps_pooling_and_everything_after_in_float(tiny, tmp_path):
 
 
 def test_quant_config_refuses_unknowns():
-    with pytest.raises(Exception, match="flavour"):
-        quantize.QuantConfig(flavour="gpu")
+    with pytest.raises(Exception, match="target"):
+        quantize.QuantConfig(target="gpu")
     with pytest.raises(Exception, match="calibration method"):
         quantize.QuantConfig(method="kl")
     with pytest.raises(Exception, match="role"):
@@ -427,33 +425,7 @@ def test_export_commands_have_help():
         assert r.exit_code == 0 and "Usage" in r.output
 
 
-# TensorRT (cache logic without TensorRT; the build itself where TensorRT exists) ---------------
-
-
-def _key(**kw):
-    return trt_builder.EngineKey(**{"flavour": "int8_tensorrt", "gpu": "Orin (nvgpu)", "trt_version": "10.3.0",
-                                    "precision": "int8", **kw})  # fmt: skip
-
-
-def test_engine_cache_key_and_sidecar(tmp_path):
-    cfg = trt_builder.EngineConfig()
-    key = _key()
-    path = trt_builder.engine_path(tmp_path / "engines", key)
-    assert path.name == "int8_tensorrt.orin-nvgpu.trt10.3.0.int8.engine"
-    assert not trt_builder.cached_engine(path, key, "abc", cfg)  # nothing built yet
-    path.parent.mkdir()
-    path.write_bytes(os.urandom(256))
-    trt_builder.write_sidecar(path, key, "abc", cfg, 1.0)
-    side = json.loads(trt_builder.sidecar_path(path).read_text())
-    assert side["engine_sha256"] == bf.sha256_file(path) and side["key"]["gpu"] == "Orin (nvgpu)"
-    assert trt_builder.cached_engine(path, key, "abc", cfg)
-    assert not trt_builder.cached_engine(path, key, "other-onnx", cfg)
-    assert not trt_builder.cached_engine(path, _key(trt_version="10.4.0"), "abc", cfg)
-    assert not trt_builder.cached_engine(path, key, "abc", replace(cfg, max_batch=32))
-    data = bytearray(path.read_bytes())
-    data[0] ^= 1
-    path.write_bytes(bytes(data))
-    assert not trt_builder.cached_engine(path, key, "abc", cfg)  # corrupted engine: rebuild
+# TensorRT: the engine cache itself is tested in test_device_engines.py -------------------------
 
 
 def test_engine_command_without_tensorrt_is_one_line(tiny):
@@ -466,31 +438,3 @@ def test_engine_command_without_tensorrt_is_one_line(tiny):
         pass
     r = runner.invoke(app, ["export", "engine", str(tiny["bundle"])])
     assert r.exit_code == 2 and "pip install 'lit-edge[tensorrt]'" in r.output
-
-
-@pytest.mark.gpu
-def test_tensorrt_engine_builds_and_is_reused(tiny, tmp_path):
-    pytest.importorskip("tensorrt")
-    import shutil
-
-    work = tmp_path / "b"
-    shutil.copytree(tiny["bundle"], work)
-    b = bf.load(work)
-    first = trt_builder.engine_for_bundle(b, "int8_tensorrt")
-    stamp = first.stat().st_mtime_ns
-    assert trt_builder.engine_for_bundle(b, "int8_tensorrt").stat().st_mtime_ns == stamp
-
-
-def test_ort_gpu_provider_options(tmp_path):
-    ps = providers.provider_list(providers.GpuProviderConfig(cache_dir=tmp_path, max_batch=8), (224, 224))
-    (trt_name, trt), (cuda_name, _), cpu = ps
-    assert (trt_name, cuda_name, cpu) == (providers.TRT, providers.CUDA, providers.CPU)
-    assert trt["trt_int8_enable"] and trt["trt_engine_cache_enable"]
-    assert trt["trt_engine_cache_path"] == str(tmp_path)
-    assert trt["trt_profile_max_shapes"] == "image:8x224x224x3"
-    assert providers.provider_list(providers.GpuProviderConfig(use_tensorrt=False, use_cuda=False)) == [
-        providers.CPU
-    ]
-    import onnxruntime as ort
-
-    assert set(providers.available_gpu_providers()) <= set(ort.get_available_providers())

@@ -187,13 +187,13 @@ def _ort_optimized(path: Path, tmp: Path) -> list[str]:
     return [n.op_type for n in onnx.load(tmp / "ort.onnx").graph.node]
 
 
-@pytest.mark.parametrize("flavour", ["cpu", "tensorrt"])
-def test_convs_kept_float_by_position_really_run_in_float(tower, tmp_path, flavour):
-    cfg = quantize.QuantConfig(flavour, "minmax", keep_first=1, keep_convs=(2, 99))
+@pytest.mark.parametrize("target", ["cpu", "tensorrt"])
+def test_convs_kept_float_by_position_really_run_in_float(tower, tmp_path, target):
+    cfg = quantize.QuantConfig(target, "minmax", keep_first=1, keep_convs=(2, 99))
     out = quantize.quantize(tower, tmp_path / "q.onnx", _crops(16, seed=0), cfg)
     convs = quantize.inspect_convs(out)
     assert [c.weight_quantized for c in convs[:2]] == [False, True] and convs[3].weight_quantized
-    if flavour == "cpu":  # mid-graph: int16 weights, which ORT cannot fuse into an int8 kernel
+    if target == "cpu":  # mid-graph: int16 weights, which ORT cannot fuse into an int8 kernel
         assert convs[2].weight_dtype == TensorProto.INT16
         ops = _ort_optimized(out, tmp_path)
         assert ops.count("Conv") == 2 and ops.count("QLinearConv") == 2, ops

@@ -311,3 +311,47 @@ def test_sigint_finishes_cleanly_and_a_rerun_completes(tmp_path, bundle):
     assert _rows(db, "SELECT COUNT(*), COUNT(DISTINCT path) FROM media") == [(401, 401)]
     (heic,) = _rows(db, "SELECT status, error FROM media WHERE path LIKE '%.HEIC'")
     assert heic[0] == "failed" and "unsupported format (.heic)" in heic[1]
+
+
+def test_each_photo_keeps_its_image_embedding_unless_asked_not_to(tmp_path, bundle):
+    """float16, little-endian, L2-normalised as the tower gave it; failures have none."""
+    from lit_edge.device.config import BackendConfig, EngineConfig
+    from lit_edge.device.pipeline import Engine
+
+    photos = tmp_path / "p"
+    photos.mkdir()
+    for name in COLOURS:
+        write_jpeg(photos / f"{name}.jpg", solid(COLOURS[name]))
+    (photos / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 nope")
+    db = tmp_path / "e.db"
+    r = runner.invoke(app, ["tag", str(photos), "--db", str(db), "--bundle", str(bundle), "--no-progress"])
+    assert r.exit_code == 0, r.output
+    rows = _rows(
+        db,
+        "SELECT m.path, e.dim, e.vector, e.run_id = m.run_id FROM media m JOIN embeddings e ON e.media_id = m.id",
+    )
+    assert len(rows) == len(COLOURS) == _rows(db, "SELECT COUNT(*) FROM media WHERE status = 'done'")[0][0]
+    engine = Engine(EngineConfig(bundle=bundle, backend=BackendConfig("onnxruntime-cpu")))
+    for path, dim, blob, same_run in rows:
+        vec = np.frombuffer(blob, dtype="<f2")
+        assert dim == 16 and vec.shape == (16,) and same_run
+        rgb = cv2.cvtColor(cv2.imread(path), cv2.COLOR_BGR2RGB)
+        want = engine.embed(np.stack([engine.prepare(rgb)]))[0]
+        np.testing.assert_allclose(vec.astype(np.float32), want, atol=2e-3)
+    without = tmp_path / "n.db"
+    r = runner.invoke(
+        app,
+        [
+            "tag",
+            str(photos),
+            "--db",
+            str(without),
+            "--bundle",
+            str(bundle),
+            "--no-progress",
+            "--no-embeddings",
+        ],
+    )
+    assert r.exit_code == 0, r.output
+    assert _rows(without, "SELECT COUNT(*) FROM embeddings") == [(0,)]
+    assert _rows(without, "SELECT COUNT(*) FROM media WHERE status = 'done'") == [(len(COLOURS),)]

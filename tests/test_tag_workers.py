@@ -20,9 +20,11 @@ from typer.testing import CliRunner
 
 from bundle_factory import COLOURS, make_bundle, solid, write_jpeg
 from lit_edge.cli.app import app
-from lit_edge.device.backends import BackendConfig
-from lit_edge.device.pipeline import Engine, EngineConfig
-from lit_edge.device.tagger import TagConfig, expected_backend, plan, run_tag
+from lit_edge.device import backends
+from lit_edge.device.config import BackendConfig, EngineConfig, TagConfig
+from lit_edge.device.pipeline import Engine
+from lit_edge.device.plan import plan_tag
+from lit_edge.device.tagger import run_tag
 
 runner = CliRunner()
 NAMES = list(COLOURS)
@@ -46,7 +48,7 @@ def photos(tmp_path_factory) -> Path:
 
 
 def _table(db: Path) -> dict[str, tuple]:
-    """path name -> (status, error, top name, top rank, top score, [(rank, label, score), ...])."""
+    """path name -> (status, error, top name, top rank, top score, [(position, label, score), ...])."""
     con = sqlite3.connect(db)
     try:
         media = con.execute(
@@ -56,8 +58,8 @@ def _table(db: Path) -> dict[str, tuple]:
             "SELECT media_id, position, label_id, score FROM predictions ORDER BY media_id, position"
         )
         by_media: dict[int, list] = {}
-        for mid, rank, label, score in preds:
-            by_media.setdefault(mid, []).append((rank, label, score))
+        for mid, position, label, score in preds:
+            by_media.setdefault(mid, []).append((position, label, score))
     finally:
         con.close()
     return {Path(p).name: (s, e, n, r, sc, by_media.get(mid, [])) for mid, p, s, e, n, r, sc in media}
@@ -73,19 +75,18 @@ def _settings(db: Path) -> dict:
 
 def test_plan_picks_workers_and_threads_by_core_count():
     cfg = TagConfig(source="x", db=Path("x.db"))
-    assert plan(cfg, None, cores=2) == plan(cfg, expected_backend("auto"), cores=2)
-    two = plan(cfg, "onnxruntime-cpu", cores=2)
+    cpu, gpu = backends.get("onnxruntime-cpu"), backends.get("onnxruntime-cuda")
+    two = plan_tag(cfg, cpu, cores=2)
     assert (two.workers, two.threads, two.batch_size, two.decoders) == (2, 1, 2, 2)
-    eight = plan(cfg, "onnxruntime-cpu", cores=8)
+    eight = plan_tag(cfg, cpu, cores=8)
     assert (eight.workers, eight.threads) == (4, 2)  # at most 4 workers; the rest as intra-op threads
-    one = plan(cfg, "onnxruntime-cpu", cores=1)
+    one = plan_tag(cfg, cpu, cores=1)
     assert (one.workers, one.threads) == (1, 1)
-    gpu = plan(cfg, "onnxruntime-cuda", cores=8)
-    assert (gpu.workers, gpu.threads, gpu.batch_size) == (1, 8, 16)
-    asked = TagConfig(source="x", db=Path("x.db"), engine=EngineConfig(backend=BackendConfig("tensorrt")))
-    assert plan(asked, None, cores=8) == plan(asked, "tensorrt", cores=8)  # planned before it is open
+    on_gpu = plan_tag(cfg, gpu, cores=8)
+    assert (on_gpu.workers, on_gpu.threads, on_gpu.batch_size) == (1, 8, 16)
+    assert plan_tag(cfg, backends.get("tensorrt"), cores=8) == on_gpu  # by the device, not the name
     # explicit settings win; --workers 1 alone is the old single session on every core
-    old = plan(TagConfig(source="x", db=Path("x.db"), workers=1), "onnxruntime-cpu", cores=2)
+    old = plan_tag(TagConfig(source="x", db=Path("x.db"), workers=1), cpu, cores=2)
     assert (old.workers, old.threads) == (1, 2)
     mine = TagConfig(
         source="x",
@@ -95,12 +96,12 @@ def test_plan_picks_workers_and_threads_by_core_count():
         decoders=1,
         engine=EngineConfig(backend=BackendConfig(threads=2)),
     )
-    assert plan(mine, "onnxruntime-cpu", cores=2) == plan(mine, "onnxruntime-cpu", cores=64)
-    assert (plan(mine, None, cores=2).workers, plan(mine, None, cores=2).threads) == (3, 2)
+    assert plan_tag(mine, cpu, cores=2) == plan_tag(mine, cpu, cores=64)
+    assert (plan_tag(mine, gpu, cores=2).workers, plan_tag(mine, gpu, cores=2).threads) == (3, 2)
 
 
 def test_several_workers_give_the_same_rows_as_one(tmp_path, bundle, photos):
-    """Same files, 1 worker vs 3 workers (shared session) vs 2 with own sessions: identical rows."""
+    """Same files, 1 worker vs 3 workers sharing one session: identical rows."""
     tables = []
     for extra in (["--workers", "1"], ["--workers", "3"]):
         db = tmp_path / f"w{extra[1]}.db"
@@ -110,14 +111,8 @@ def test_several_workers_give_the_same_rows_as_one(tmp_path, bundle, photos):
         assert "60 done, 1 failed" in r.output
         tables.append(_table(db))
         assert _settings(db)["plan"]["workers"] == int(extra[1])
-    own_db = tmp_path / "own.db"
-    engine = EngineConfig(bundle=bundle, backend=BackendConfig("onnxruntime-cpu", threads=1))
-    run_tag(
-        TagConfig(source=str(photos), db=own_db, engine=engine, batch_size=2, workers=2, own_sessions=True)
-    )
-    tables.append(_table(own_db))
-    one, three, own = tables
-    assert len(one) == 61 and one == three == own
+    one, three = tables
+    assert len(one) == 61 and one == three
     assert one["corrupt.jpg"][0] == "failed"
     assert {one[f"{i:03d}.jpg"][2] for i in range(0, 60, 4)} == {NAMES[0]}  # really classified
     # every photo has its own scores (the runner-ups differ with the noise): a comparison that can fail
@@ -177,8 +172,10 @@ def test_auto_plan_follows_the_cores_this_process_may_use():
         "import os\n"
         "os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})\n"
         "from pathlib import Path\n"
-        "from lit_edge.device.tagger import TagConfig, plan\n"
-        "p = plan(TagConfig(source='x', db=Path('x.db')), 'onnxruntime-cpu')\n"
+        "from lit_edge.device import backends\n"
+        "from lit_edge.device.config import TagConfig\n"
+        "from lit_edge.device.plan import plan_tag\n"
+        "p = plan_tag(TagConfig(source='x', db=Path('x.db')), backends.get('onnxruntime-cpu'))\n"
         "print(p.workers, p.threads, p.decoders)\n"
     )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)

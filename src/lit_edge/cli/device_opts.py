@@ -1,18 +1,34 @@
 """Options shared by ``lit-edge tag`` and ``lit-edge detect`` (typer ``Annotated`` aliases).
 
 They build the runtime's typed configs (:class:`EngineConfig`), so both commands choose a bundle,
-a backend and a decision rule the same way. Only typer and the torch-free runtime are imported.
+a backend and a decision rule the same way. Defaults are not written here: every command takes
+them from the config dataclasses (:mod:`lit_edge.device.config`), exposed as :data:`ENGINE`.
+Only typer and the runtime's light modules are imported (no numpy, OpenCV or ONNX Runtime), so
+``--help`` stays quick.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
-if TYPE_CHECKING:
-    from lit_edge.device.pipeline import EngineConfig
+from lit_edge.device import backends
+from lit_edge.device.backends import AUTO
+from lit_edge.device.config import BackendConfig, ClassifyConfig, EngineConfig
+from lit_edge.errors import UserError
+
+#: The defaults of every engine option (one source: the config dataclasses).
+ENGINE = EngineConfig()
+
+
+def _backend(value: str) -> str:
+    try:
+        return backends.check_name(value)
+    except UserError as exc:  # a usage error, like any other bad option value
+        raise typer.BadParameter(str(exc)) from None
+
 
 BundleOpt = Annotated[
     Path | None,
@@ -24,21 +40,23 @@ BackendOpt = Annotated[
     str,
     typer.Option(
         "--backend",
-        help="auto | tensorrt | onnxruntime-trt | onnxruntime-cuda | onnxruntime-cpu. "
+        callback=_backend,
+        help=f"{' | '.join([AUTO, *backends.names()])}. "
         "auto picks the best available and logs it; a named one that is missing is an error.",
     ),
 ]
 PrecisionOpt = Annotated[
     str | None,
-    typer.Option("--precision", help="fp32 | int8. Default: int8 on CPU and TensorRT, fp32 on CUDA."),
+    typer.Option(
+        "--precision", help="fp32 | int8. Default: the backend's (int8 on CPU and TensorRT, fp32 on CUDA)."
+    ),
 ]
 ThreadsOpt = Annotated[
     int,
     typer.Option(
         "--threads",
         min=0,
-        help="ONNX Runtime intra-op threads per inference call (0 = the cores shared out among "
-        "the --workers).",
+        help="Intra-op threads per inference call (0 = the cores shared out among the --workers).",
     ),
 ]
 TopKOpt = Annotated[int, typer.Option("--top-k", min=1, help="Species kept per photo/frame.")]
@@ -61,6 +79,13 @@ BlankOpt = Annotated[
         help="Share of the evidence the bundle's background rows need to call a photo blank (no animal).",
     ),
 ]
+EmbeddingsOpt = Annotated[
+    bool,
+    typer.Option(
+        "--embeddings/--no-embeddings",
+        help="Keep each image's embedding (float16, about 2 KB) in the database, for review and learn.",
+    ),
+]
 SpeciesOpt = Annotated[
     Path | None,
     typer.Option("--species", help="Restrict to these scientific names (a text file, one per line)."),
@@ -68,6 +93,7 @@ SpeciesOpt = Annotated[
 
 
 def engine_config(
+    *,
     bundle: Path | None,
     backend: str,
     precision: str | None,
@@ -76,13 +102,9 @@ def engine_config(
     threshold: float,
     margin: float,
     species: Path | None,
-    blank_threshold: float = 0.5,
+    blank_threshold: float,
 ) -> EngineConfig:
-    # imported here so that '--help' does not pay for OpenCV and ONNX Runtime
-    from lit_edge.device.backends import BackendConfig
-    from lit_edge.device.classify import ClassifyConfig
-    from lit_edge.device.pipeline import EngineConfig
-
+    """The engine options of ``tag``/``detect`` as the typed config the runtime takes."""
     return EngineConfig(
         bundle=bundle,
         backend=BackendConfig(backend=backend, precision=precision, threads=threads),

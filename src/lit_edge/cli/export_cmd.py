@@ -162,10 +162,10 @@ def engine(
 ) -> None:
     """Build (or reuse) the TensorRT engine for a bundle on this device; prints its path."""
     from lit_edge import bundle as bf
-    from lit_edge.export import tensorrt as trt_builder
+    from lit_edge.device import engines
 
     b = bf.load(bundle or bf.default_path())
-    cfg = trt_builder.EngineConfig(
-        precision=precision or trt_builder.default_precision(flavour), max_batch=max_batch, opt_batch=1
+    cfg = engines.BuildConfig(
+        precision=precision or engines.default_precision(flavour), max_batch=max_batch, opt_batch=1
     )
-    typer.echo(str(trt_builder.engine_for_bundle(b, flavour, cfg)))
+    typer.echo(str(engines.engine_for_bundle(b, flavour, cfg)))

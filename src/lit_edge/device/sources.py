@@ -22,10 +22,12 @@ import time
 from collections import deque
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from enum import Enum
 from pathlib import Path
 
 import numpy as np
 
+from lit_edge.device.config import CaptureConfig
 from lit_edge.device.decode import IMAGE_SUFFIXES
 from lit_edge.errors import UserError
 
@@ -34,21 +36,47 @@ log = logging.getLogger(__name__)
 VIDEO_SUFFIXES = frozenset(
     {".mp4", ".avi", ".mkv", ".mov", ".m4v", ".webm", ".mjpeg", ".mjpg", ".ts", ".h264", ".h265"}
 )
-LIVE_KINDS = frozenset({"csi", "v4l2", "index", "stream"})
 _STREAM = re.compile(r"^(rtsp|rtsps|rtmp|http|https|udp|tcp)://", re.IGNORECASE)
+
+
+class SourceKind(str, Enum):
+    """What an address points at. Live kinds are read by :class:`LiveSource` as they come, a video
+    file by it too (every frame), and photo kinds are listed by :func:`list_files` for ``tag``."""
+
+    CSI = "csi"
+    V4L2 = "v4l2"
+    INDEX = "index"  # a camera index, as OpenCV numbers them
+    STREAM = "stream"
+    VIDEO = "video"
+    IMAGE = "image"
+    FOLDER = "folder"
+    GLOB = "glob"
+
+    def __str__(self) -> str:  # in messages and logs: 'video', not 'SourceKind.VIDEO'
+        return self.value
+
+    @property
+    def live(self) -> bool:
+        """A camera or stream: frames come at their own pace, and the oldest is dropped, not waited for."""
+        return self in (SourceKind.CSI, SourceKind.V4L2, SourceKind.INDEX, SourceKind.STREAM)
+
+    @property
+    def photos(self) -> bool:
+        """Photos for ``tag`` (an image, a folder, a glob), not frames for ``detect``."""
+        return self in (SourceKind.IMAGE, SourceKind.FOLDER, SourceKind.GLOB)
 
 
 @dataclass(frozen=True)
 class SourceSpec:
     """A parsed address: what kind of source, and what to hand OpenCV (or the file lister)."""
 
-    kind: str  # csi | v4l2 | index | stream | video | image | folder | glob
+    kind: SourceKind
     target: str  # device path, URL, file/folder path, glob pattern, or sensor id / camera index
     address: str  # as the user typed it
 
     @property
     def live(self) -> bool:
-        return self.kind in LIVE_KINDS
+        return self.kind.live
 
 
 def parse_address(address: str) -> SourceSpec:
@@ -61,32 +89,32 @@ def parse_address(address: str) -> SourceSpec:
         sensor = a[6:] or "0"
         if not sensor.isdigit():
             raise UserError(f"bad CSI address {address!r}; use csi://0 (the sensor id)")
-        return SourceSpec("csi", sensor, address)
+        return SourceSpec(SourceKind.CSI, sensor, address)
     if low.startswith("v4l2://"):
         dev = a[7:]
         if dev.isdigit():
             dev = f"/dev/video{dev}"
         if not dev.startswith("/"):
             raise UserError(f"bad V4L2 address {address!r}; use v4l2:///dev/video0")
-        return SourceSpec("v4l2", dev, address)
+        return SourceSpec(SourceKind.V4L2, dev, address)
     if re.fullmatch(r"/dev/video\d+", a):
-        return SourceSpec("v4l2", a, address)
+        return SourceSpec(SourceKind.V4L2, a, address)
     if a.isdigit():
-        return SourceSpec("index", a, address)
+        return SourceSpec(SourceKind.INDEX, a, address)
     if _STREAM.match(a):
-        return SourceSpec("stream", a, address)
+        return SourceSpec(SourceKind.STREAM, a, address)
     if low.startswith("file://"):
         a = a[7:]
     p = Path(a).expanduser()
     if p.is_dir():
-        return SourceSpec("folder", str(p), address)
+        return SourceSpec(SourceKind.FOLDER, str(p), address)
     if p.exists() or p.is_symlink():
         suffix = p.suffix.lower()
         if suffix in VIDEO_SUFFIXES:
-            return SourceSpec("video", str(p), address)
-        return SourceSpec("image", str(p), address)
+            return SourceSpec(SourceKind.VIDEO, str(p), address)
+        return SourceSpec(SourceKind.IMAGE, str(p), address)
     if glob.has_magic(a):
-        return SourceSpec("glob", str(Path(a).expanduser()), address)
+        return SourceSpec(SourceKind.GLOB, str(Path(a).expanduser()), address)
     raise UserError(
         f"source not found: {address}; give an existing folder, file, quoted glob or a stream address"
     )
@@ -94,9 +122,9 @@ def parse_address(address: str) -> SourceSpec:
 
 def list_files(spec: SourceSpec) -> list[Path]:
     """The photos of an image/folder/glob source, sorted; broken symlinks included (they are rows too)."""
-    if spec.kind == "image":
+    if spec.kind is SourceKind.IMAGE:
         return [Path(spec.target)]
-    if spec.kind == "folder":
+    if spec.kind is SourceKind.FOLDER:
         out = []
         for root, dirs, files in os.walk(spec.target):
             dirs[:] = sorted(d for d in dirs if not d.startswith("."))
@@ -106,7 +134,7 @@ def list_files(spec: SourceSpec) -> list[Path]:
                 if Path(f).suffix.lower() in IMAGE_SUFFIXES and not f.startswith("._")
             ]
         return sorted(out)
-    if spec.kind == "glob":
+    if spec.kind is SourceKind.GLOB:
         hits = glob.glob(spec.target, recursive=True)
         return sorted(
             Path(h) for h in hits if Path(h).suffix.lower() in IMAGE_SUFFIXES and not os.path.isdir(h)
@@ -115,25 +143,6 @@ def list_files(spec: SourceSpec) -> list[Path]:
 
 
 # -- live sources -----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class CaptureConfig:
-    """How a live source is opened and sampled."""
-
-    width: int = 1280  # requested capture size (CSI, V4L2)
-    height: int = 720
-    capture_fps: int = 30
-    flip: int = 0  # nvvidconv flip-method for CSI
-    fps: float = 0.0  # at most this many frames per second to classify (0 = no limit)
-    every: int = 1  # classify every Nth frame
-    motion: float = 0.0  # classify only frames where this fraction of pixels changed (0 = off)
-    queue_size: int = 4
-    reconnect: bool = True  # reopen a live source that drops
-    max_reconnects: int = -1  # -1 = forever
-    backoff_s: float = 0.5  # first wait before reopening; doubles up to backoff_max_s
-    backoff_max_s: float = 30.0
-    timeout_s: float = 10.0  # open/read timeout for network streams
 
 
 def csi_pipeline(sensor_id: int, cfg: CaptureConfig) -> str:
@@ -158,7 +167,7 @@ def capture_args(spec: SourceSpec, cfg: CaptureConfig) -> tuple[object, int, lis
     """(what, api preference, open params) for ``cv2.VideoCapture``; no device is touched here."""
     import cv2
 
-    if spec.kind == "csi":
+    if spec.kind is SourceKind.CSI:
         if not _has_gstreamer():
             raise UserError(
                 f"{spec.address}: CSI cameras need OpenCV built with GStreamer (JetPack's OpenCV); "
@@ -166,11 +175,11 @@ def capture_args(spec: SourceSpec, cfg: CaptureConfig) -> tuple[object, int, lis
             )
         return csi_pipeline(int(spec.target), cfg), cv2.CAP_GSTREAMER, []
     size = [cv2.CAP_PROP_FRAME_WIDTH, cfg.width, cv2.CAP_PROP_FRAME_HEIGHT, cfg.height]
-    if spec.kind == "v4l2":
+    if spec.kind is SourceKind.V4L2:
         return spec.target, cv2.CAP_V4L2, size
-    if spec.kind == "index":
+    if spec.kind is SourceKind.INDEX:
         return int(spec.target), cv2.CAP_ANY, size
-    if spec.kind == "stream":
+    if spec.kind is SourceKind.STREAM:
         if spec.target.lower().startswith("rtsp"):
             os.environ.setdefault("OPENCV_FFMPEG_CAPTURE_OPTIONS", "rtsp_transport;tcp")
         ms = int(cfg.timeout_s * 1000)
@@ -179,7 +188,7 @@ def capture_args(spec: SourceSpec, cfg: CaptureConfig) -> tuple[object, int, lis
             cv2.CAP_FFMPEG,
             [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, ms],
         )
-    if spec.kind == "video":
+    if spec.kind is SourceKind.VIDEO:
         return spec.target, cv2.CAP_ANY, []
     raise UserError(f"{spec.address} is a {spec.kind} source; use 'lit-edge tag' for photos")
 
@@ -266,12 +275,11 @@ class LiveSource:
     """Reads a camera, stream or video on a thread; see the module docstring for the policies."""
 
     def __init__(self, spec: SourceSpec, cfg: CaptureConfig, first_index: int = 0):
-        if spec.kind not in LIVE_KINDS | {"video"}:
+        if spec.kind.photos:
             raise UserError(f"{spec.address} is a {spec.kind} source; use 'lit-edge tag' for photos")
         self.spec, self.cfg = spec, cfg
         self.queue = FrameQueue(cfg.queue_size, drop_oldest=spec.live)
         self.first_index = first_index
-        self.frames_read = 0
         self.reconnects = 0
         self.ended = threading.Event()
         self.error: str | None = None
@@ -330,7 +338,6 @@ class LiveSource:
                             break
                         got_any = True
                         n += 1
-                        self.frames_read = n
                         if (n - 1) % max(1, self.cfg.every):
                             continue
                         # a video is sampled on its own clock (CAP_PROP_POS_MSEC), a camera on ours

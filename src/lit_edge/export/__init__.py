@@ -6,8 +6,8 @@
 ``species``      the frozen species matrix (text tower + template ensemble)
 ``head``         folds the matrix into a classifier graph (output ``scores``), torch- and onnx-free
 ``writer``       writes/updates bundles; ``starter`` builds the default bundle
-``tensorrt``     TensorRT engines built on the device, cached per GPU/TensorRT/precision (torch-free)
-``providers``    ONNX Runtime TensorRT/CUDA execution-provider options (torch-free)
 
-Only ``onnx_export``, ``species`` and the bundle-building parts of ``writer`` import torch, lazily.
+TensorRT engines are built on the device, by the device (:mod:`lit_edge.device.engines`);
+``lit-edge export engine`` calls it ahead of time. Only ``onnx_export``, ``species`` and the
+bundle-building parts of ``writer`` import torch, lazily.
 """

@@ -1,4 +1,4 @@
-"""Explicit INT8 (QDQ) image towers, calibrated on real images, in two flavours.
+"""Explicit INT8 (QDQ) image towers, calibrated on real images, for two targets.
 
 - ``cpu``: uint8 activations, int8 per-channel weights. ONNX Runtime fuses the Q/DQ pairs into
   integer kernels on x86 and ARM, which is where the CPU speed-up comes from.
@@ -29,7 +29,7 @@ from lit_edge.export.ranges import RangeConfig
 
 log = logging.getLogger(__name__)
 
-FLAVOURS = ("cpu", "tensorrt")
+TARGETS = ("cpu", "tensorrt")  # the runtimes an INT8 graph is made for: towers int8_cpu, int8_tensorrt
 METHODS = ("minmax", "percentile", "entropy", "mixed")
 #: Roles ``keep_float`` understands: the first conv, the last conv, the layers after global pooling.
 ROLES = ("first_conv", "last_conv", "head")
@@ -45,22 +45,22 @@ OP_TYPES = (
 
 @dataclass(frozen=True)
 class QuantConfig:
-    """How an image tower is quantized. ``flavour`` picks the number formats; the rest is accuracy."""
+    """How an image tower is quantized. ``target`` picks the number formats; the rest is accuracy."""
 
-    flavour: str = "cpu"  # cpu | tensorrt
+    target: str = "cpu"  # cpu (u8/s8, ONNX Runtime) | tensorrt (symmetric s8, explicit quantization)
     method: str = "mixed"  # minmax | percentile | entropy | mixed (MinMax if >= 0, else Percentile)
     percentile: float = 99.999
     per_channel: bool = True
-    # 7-bit weights everywhere (cpu flavour): avoids AVX2's int16 saturation, but costs accuracy;
+    # 7-bit weights everywhere (cpu target): avoids AVX2's int16 saturation, but costs accuracy;
     # ``dense_weights`` does better (export/README.md).
     reduce_range: bool = False
-    # cpu flavour, weights of the convs x86 runs as a GEMM (group == 1). AVX2 without VNNI sums u8*s8
+    # cpu target, weights of the convs x86 runs as a GEMM (group == 1). AVX2 without VNNI sums u8*s8
     # pairs in saturating int16 (vpmaddubsw) there: measured mean cosine 0.984 with s8 weights vs
     # 0.996 for the same graph in exact arithmetic. "u8": MLAS's u8u8 GEMM widens to int16 before
     # multiplying (exact, full 8 bits, same speed here); "s8r": 7-bit s8; "s8": plain.
     # Depthwise kernels accumulate in int32 and never saturate: they keep s8 weights.
     dense_weights: str = "u8"
-    weights: str = "s8"  # cpu flavour, every conv: "u8" is exact but 4x slower (no u8u8 depthwise)
+    weights: str = "s8"  # cpu target, every conv: "u8" is exact but 4x slower (no u8u8 depthwise)
     keep_float: tuple[str, ...] = ()  # roles from ROLES; a float head measured no better and is 5 MB
     keep_first: int = 3  # leading convs kept float (measured: the stem and first block are fragile)
     keep_convs: tuple[int, ...] = ()  # positions (graph order) of further convs kept float
@@ -74,8 +74,8 @@ class QuantConfig:
     extra: dict = field(default_factory=dict)  # passed on to quantize_static's extra_options
 
     def __post_init__(self):
-        if self.flavour not in FLAVOURS:
-            raise UserError(f"unknown INT8 flavour {self.flavour!r}; choose one of {', '.join(FLAVOURS)}")
+        if self.target not in TARGETS:
+            raise UserError(f"unknown INT8 target {self.target!r}; choose one of {', '.join(TARGETS)}")
         if self.method not in METHODS:
             raise UserError(f"unknown calibration method {self.method!r}; choose one of {', '.join(METHODS)}")
         if self.dense_weights not in ("s8", "s8r", "u8"):
@@ -191,7 +191,7 @@ def quantize(
 
     ``calib_cache`` (a JSON file) keeps the measured tensor ranges, so recipes that differ only in
     which layers stay float (the accuracy bench) calibrate once; it must belong to the same model,
-    images, method and flavour.
+    images, method and target.
     """
     from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
 
@@ -204,7 +204,7 @@ def quantize(
         exclude = nodes_for_roles(model, cfg.keep_float, cfg.keep_first, cfg.keep_convs) + list(
             cfg.keep_nodes
         )
-        symmetric = cfg.flavour == "tensorrt"
+        symmetric = cfg.target == "tensorrt"
         overrides = {}
         if cfg.dense_weights != "s8" and not symmetric:
             o = (
@@ -230,7 +230,7 @@ def quantize(
             "quantizing %s -> %s (%s, %s, %d images, float: %s)",
             fp32.name,
             out.name,
-            cfg.flavour,
+            cfg.target,
             cfg.method,
             len(images),
             exclude or "none",

@@ -54,8 +54,8 @@ class BundleConfig:
     classifiers: bool = True  # one graph per flavour with the species matrix folded in (output scores)
     calib_images: int = 256
     calib_seed: int = 0
-    quant_cpu: QuantConfig = field(default_factory=lambda: QuantConfig(flavour="cpu"))
-    quant_tensorrt: QuantConfig = field(default_factory=lambda: QuantConfig(flavour="tensorrt"))
+    quant_cpu: QuantConfig = field(default_factory=lambda: QuantConfig(target="cpu"))
+    quant_tensorrt: QuantConfig = field(default_factory=lambda: QuantConfig(target="tensorrt"))
     species: SpeciesConfig = field(default_factory=SpeciesConfig)
 
     def __post_init__(self):

@@ -1,6 +1,11 @@
-"""TensorRT engines from the bundle's ONNX, built on the device and cached beside the bundle.
+"""GPU engines for a bundle, built on the device: TensorRT's own, and ONNX Runtime's GPU providers.
 
-Follows NVIDIA's ``EngineBuilder`` pattern (TensorRT samples/python): parse the ONNX, log every parser
+Building an engine is the device's job (its GPU, its TensorRT): the runtime's ``tensorrt`` backend
+calls :func:`engine_for_bundle`, the ``onnxruntime-trt``/``onnxruntime-cuda`` backends take their
+provider options from :func:`bundle_providers`, and ``lit-edge export engine`` builds one ahead of
+time through the same code. Nothing here imports torch or :mod:`lit_edge.export`.
+
+**TensorRT engines.** Follows NVIDIA's ``EngineBuilder`` pattern (TensorRT samples/python): parse the ONNX, log every parser
 error and every input/output, add an optimisation profile for the dynamic batch, build, serialise.
 INT8 comes from the graph's explicit Q/DQ (implicit calibration is gone from current TensorRT), so
 the network is created *strongly typed*: each layer runs in the type the QDQ graph dictates, and an
@@ -10,7 +15,12 @@ INT8 request can never silently become FP32. On TensorRT releases without strong
 Engines are cached in ``BUNDLE/engines/`` under a name keyed by GPU, TensorRT version, flavour and
 precision, each with a JSON sidecar holding the engine's sha256 and the source ONNX's sha256; a
 restart reuses a matching engine and never rebuilds. ``tensorrt`` is imported only inside the build,
-and nothing here imports torch: the device runtime calls :func:`engine_for_bundle`.
+and the build profile is a :class:`BuildConfig`.
+
+**ONNX Runtime's GPU providers.** Where the ``tensorrt`` Python package is not installed but
+``onnxruntime-gpu`` is, ONNX Runtime's TensorRT execution provider builds (and caches, in
+``BUNDLE/engines/ort-trt``) the same explicit-INT8 engine from the QDQ graph, with CUDA and then
+the CPU as fallbacks for any node TensorRT cannot take (:func:`provider_list`).
 """
 
 from __future__ import annotations
@@ -34,8 +44,8 @@ INPUT = "image"
 
 
 @dataclass(frozen=True)
-class EngineConfig:
-    """What to build: the dynamic-batch profile and the builder's memory budget."""
+class BuildConfig:
+    """What to build: the TensorRT precision, the dynamic-batch profile and the builder's memory budget."""
 
     precision: str = "int8"  # int8: as the QDQ graph says | fp16 | fp32
     min_batch: int = 1
@@ -67,7 +77,7 @@ def sidecar_path(engine: Path) -> Path:
     return engine.with_suffix(".json")
 
 
-def write_sidecar(engine: Path, key: EngineKey, onnx_sha256: str, cfg: EngineConfig, seconds: float) -> Path:
+def write_sidecar(engine: Path, key: EngineKey, onnx_sha256: str, cfg: BuildConfig, seconds: float) -> Path:
     doc = {
         "engine_sha256": sha256_file(engine),
         "engine_bytes": engine.stat().st_size,
@@ -84,7 +94,7 @@ def write_sidecar(engine: Path, key: EngineKey, onnx_sha256: str, cfg: EngineCon
     return path
 
 
-def cached_engine(engine: Path, key: EngineKey, onnx_sha256: str, cfg: EngineConfig) -> bool:
+def cached_engine(engine: Path, key: EngineKey, onnx_sha256: str, cfg: BuildConfig) -> bool:
     """True when ``engine`` exists, is intact (sha256 as its sidecar says) and was built from this
     ONNX with this key and profile; anything else means rebuild (logged, never an error)."""
     side = sidecar_path(engine)
@@ -137,7 +147,7 @@ def gpu_name() -> str:
     raise UserError("no NVIDIA GPU found (no pycuda, nvidia-smi or Jetson device tree); use a CPU backend")
 
 
-def build_engine(onnx_path: Path, out: Path, cfg: EngineConfig = EngineConfig()) -> Path:
+def build_engine(onnx_path: Path, out: Path, cfg: BuildConfig = BuildConfig()) -> Path:
     """Parse ``onnx_path``, build a serialised engine for ``cfg`` and write it atomically to ``out``."""
     trt = require("tensorrt", "tensorrt")
     if cfg.precision not in PRECISIONS:
@@ -200,12 +210,10 @@ def default_precision(flavour: str) -> str:
     return "int8" if flavour.startswith("int8") else "fp16"
 
 
-def engine_for_bundle(
-    bundle: Bundle, flavour: str = "int8_tensorrt", cfg: EngineConfig | None = None
-) -> Path:
+def engine_for_bundle(bundle: Bundle, flavour: str = "int8_tensorrt", cfg: BuildConfig | None = None) -> Path:
     """The cached engine for ``bundle``'s ``flavour`` tower on this GPU, built on first use."""
     trt = require("tensorrt", "tensorrt")
-    cfg = cfg or EngineConfig(precision=default_precision(flavour))
+    cfg = cfg or BuildConfig(precision=default_precision(flavour))
     onnx_path = bundle.image_tower(flavour)
     onnx_sha = bundle.manifest.files.get(onnx_path.name, {}).get("sha256") or sha256_file(onnx_path)
     key = EngineKey(flavour=flavour, gpu=gpu_name(), trt_version=trt.__version__, precision=cfg.precision)
@@ -218,3 +226,72 @@ def engine_for_bundle(
     write_sidecar(path, key, onnx_sha, cfg, time.perf_counter() - t0)
     log.info("TensorRT engine written: %s (%.0f s)", path, time.perf_counter() - t0)
     return path
+
+
+# -- ONNX Runtime's TensorRT and CUDA execution providers -----------------------------------------
+
+TRT = "TensorrtExecutionProvider"
+CUDA = "CUDAExecutionProvider"
+CPU = "CPUExecutionProvider"
+
+
+@dataclass(frozen=True)
+class GpuProviderConfig:
+    """Options for ONNX Runtime's TensorRT/CUDA providers."""
+
+    device_id: int = 0
+    int8: bool = True  # the QDQ tower: TensorRT takes its scales from the graph
+    fp16: bool = True  # float layers (outside the Q/DQ pairs) in FP16
+    cache_dir: Path | None = None  # engines and timing cache; a bundle's engines/ort-trt
+    max_workspace_mb: int = 1024
+    max_batch: int = 16
+    use_tensorrt: bool = True
+    use_cuda: bool = True
+
+
+def provider_list(cfg: GpuProviderConfig = GpuProviderConfig(), image_shape: tuple[int, int] | None = None):
+    """``providers=`` for ``InferenceSession``: TensorRT, then CUDA, then CPU, each with options.
+
+    ``image_shape`` (H, W) sets TensorRT's dynamic-batch profile so it builds one engine for batches
+    1..max_batch instead of rebuilding as batch sizes appear.
+    """
+    out: list = []
+    if cfg.use_tensorrt:
+        trt = {
+            "device_id": cfg.device_id,
+            "trt_int8_enable": cfg.int8,
+            "trt_fp16_enable": cfg.fp16,
+            "trt_max_workspace_size": cfg.max_workspace_mb << 20,
+        }
+        if cfg.cache_dir is not None:
+            trt |= {
+                "trt_engine_cache_enable": True,
+                "trt_engine_cache_path": str(cfg.cache_dir),
+                "trt_timing_cache_enable": True,
+                "trt_timing_cache_path": str(cfg.cache_dir),
+            }
+        if image_shape is not None:
+            h, w = image_shape
+            trt |= {
+                "trt_profile_min_shapes": f"image:1x{h}x{w}x3",
+                "trt_profile_opt_shapes": f"image:1x{h}x{w}x3",
+                "trt_profile_max_shapes": f"image:{cfg.max_batch}x{h}x{w}x3",
+            }
+        out.append((TRT, trt))
+    if cfg.use_cuda:
+        out.append((CUDA, {"device_id": cfg.device_id}))
+    out.append(CPU)
+    return out
+
+
+def bundle_providers(bundle: Bundle, flavour: str, use_tensorrt: bool) -> list:
+    """The GPU providers for ``bundle``'s ``flavour`` tower: INT8 from the QDQ graph, the
+    dynamic-batch profile of its input size, and TensorRT's engine cache in the bundle."""
+    cache: Path | None = bundle.engines_dir / "ort-trt"
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # a read-only bundle: run, but rebuild the engine each start
+        log.warning("cannot cache TensorRT engines in %s (%s); they will be rebuilt each start", cache, exc)
+        cache = None
+    cfg = GpuProviderConfig(int8=flavour.startswith("int8"), cache_dir=cache, use_tensorrt=use_tensorrt)
+    return provider_list(cfg, bundle.manifest.preprocess.input_size)

@@ -1,0 +1,278 @@
+"""Inference backends as a registry: name -> how to open it, whether it is installed, what it runs.
+
+Every backend runs a bundle's image tower behind one call, ``embed(uint8 NHWC batch) -> float32
+[N, D]``. What the rest of the runtime needs to know about one is its :class:`BackendSpec`:
+
+- ``open(bundle, flavour, threads)``: the factory (imports its library only when called);
+- ``probe()``: whether its library is installed here (cheap; no model is loaded);
+- ``int8_flavour`` and ``default_precision``: the bundle's image tower variant it prefers;
+- ``concurrent``: whether several threads may call ``embed`` on one instance at once;
+- ``device``: CPU or GPU, which is what :mod:`lit_edge.device.plan` plans workers and batches by;
+- ``priority``: ``auto`` tries the installed backends lowest first.
+
+Built in (registered below):
+
+``tensorrt``          a TensorRT engine built from the bundle's ONNX on first use and cached in the
+                      bundle's ``engines/`` folder (:mod:`lit_edge.device.engines`)
+``onnxruntime-trt``   ONNX Runtime with the TensorRT execution provider
+``onnxruntime-cuda``  ONNX Runtime with the CUDA execution provider
+``onnxruntime-cpu``   ONNX Runtime on the CPU (INT8 ``int8_cpu`` tower by default)
+
+Adding a backend is one :func:`register` call with a factory that imports its module lazily.
+``auto`` opens the first installed backend that really opens and logs which (a GPU library can be
+installed without a working GPU); a backend asked for by name that cannot open is a
+:class:`UserError`, never a silent fallback.
+
+This module imports nothing heavy (``lit-edge --help`` lists the names from it).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import Enum
+from typing import TYPE_CHECKING, Protocol
+
+from lit_edge.device.config import BackendConfig
+from lit_edge.errors import UserError
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from lit_edge.bundle import Bundle
+
+log = logging.getLogger(__name__)
+
+AUTO = "auto"
+PRECISIONS = ("fp32", "int8")
+
+
+class Device(str, Enum):
+    """Where a backend computes: it decides how ``tag`` plans its workers and batches."""
+
+    CPU = "cpu"
+    GPU = "gpu"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class Runner(Protocol):
+    """What a backend's factory returns: the model, ready to run."""
+
+    def embed(self, batch: np.ndarray) -> np.ndarray: ...
+
+
+@dataclass(frozen=True)
+class BackendSpec:
+    """One registered backend (see the module docstring)."""
+
+    name: str
+    open: Callable[[Bundle, str, int], Runner]  # (bundle, flavour, intra-op threads; 0 = all cores)
+    probe: Callable[[], bool]
+    int8_flavour: str
+    default_precision: str = "int8"
+    concurrent: bool = False
+    device: Device = Device.CPU
+    priority: int = 100
+    summary: str = ""
+
+
+@dataclass
+class Backend:
+    """An opened backend: its spec, the tower variant it runs, and the runner."""
+
+    spec: BackendSpec
+    flavour: str  # the bundle's image tower variant that runs (fp32, int8_cpu, int8_tensorrt)
+    runner: Runner
+    threads: int = 0  # intra-op threads it was opened with (0 = the library's default)
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    def embed(self, batch: np.ndarray) -> np.ndarray:
+        return self.runner.embed(batch)
+
+
+_REGISTRY: dict[str, BackendSpec] = {}
+
+
+def register(spec: BackendSpec) -> BackendSpec:
+    """Add (or replace) a backend; ``auto`` and ``--backend`` know it from then on."""
+    if spec.name == AUTO:
+        raise ValueError("'auto' is not a backend name")
+    if spec.default_precision not in PRECISIONS:
+        raise ValueError(f"default_precision must be one of {PRECISIONS}")
+    _REGISTRY[spec.name] = spec
+    return spec
+
+
+def unregister(name: str) -> None:
+    _REGISTRY.pop(name, None)
+
+
+def names() -> list[str]:
+    """Registered backend names, in ``auto``'s order of preference."""
+    return [s.name for s in sorted(_REGISTRY.values(), key=lambda s: s.priority)]
+
+
+def get(name: str) -> BackendSpec:
+    """The spec registered as ``name``; an unknown name is a one-line :class:`UserError`."""
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise UserError(f"unknown backend {name!r}; choose one of {', '.join([AUTO, *names()])}") from None
+
+
+def check_name(name: str) -> str:
+    """``name`` if it is ``auto`` or registered, else the :func:`get` error (for CLI validation)."""
+    if name != AUTO:
+        get(name)
+    return name
+
+
+def available() -> list[str]:
+    """Installed backends, best first (installed is not yet working: see :func:`create`)."""
+    return [n for n in names() if _REGISTRY[n].probe()]
+
+
+def flavour_for(bundle: Bundle, spec: BackendSpec, precision: str | None) -> str:
+    """The image tower variant ``spec`` runs from ``bundle`` at ``precision`` (None: its default).
+
+    An explicit ``--precision`` that the bundle lacks is an error; a default that it lacks falls
+    back to FP32 with a log line (nothing was asked for, so nothing is silently denied).
+    """
+    if precision not in (None, *PRECISIONS):
+        raise UserError(f"unknown precision {precision!r}; use {' or '.join(PRECISIONS)}")
+    if (precision or spec.default_precision) == "fp32":
+        return "fp32"
+    if precision == "int8":
+        bundle.image_tower(spec.int8_flavour)  # raises a clear BundleError when missing
+        return spec.int8_flavour
+    if spec.int8_flavour in bundle.manifest.image_towers:
+        return spec.int8_flavour
+    log.info("bundle has no %s tower; using fp32", spec.int8_flavour)
+    return "fp32"
+
+
+def create(
+    bundle: Bundle, config: BackendConfig, threads_for: Callable[[BackendSpec], int] | None = None
+) -> Backend:
+    """Open the backend ``config`` names (or, for ``auto``, the best one that opens) on ``bundle``.
+
+    ``threads_for(spec)`` gives the intra-op threads for a candidate before it is opened (a CPU
+    backend shares the cores among workers, a GPU one need not), so that when ``auto`` falls back
+    from a GPU to the CPU the CPU session gets the CPU plan's threads; default: ``config.threads``.
+    """
+    specs = [_REGISTRY[n] for n in available()] if config.backend == AUTO else [get(config.backend)]
+    last: UserError | None = None
+    for spec in specs:
+        flavour = flavour_for(bundle, spec, config.precision)
+        threads = threads_for(spec) if threads_for else config.threads
+        try:
+            runner = spec.open(bundle, flavour, threads)
+        except UserError as exc:
+            if config.backend != AUTO:
+                raise UserError(f"backend {spec.name}: {exc}") from exc
+            log.warning("backend %s unavailable (%s); trying the next one", spec.name, exc)
+            last = exc
+            continue
+        how = "auto-selected" if config.backend == AUTO else "selected"
+        log.info("backend: %s (%s), tower: %s", spec.name, how, flavour)
+        return Backend(spec, flavour, runner, threads)
+    raise last or UserError("no inference backend is installed; install onnxruntime")
+
+
+def has_module(name: str) -> bool:
+    """Whether ``name`` can be imported, without importing it (a probe's building block)."""
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+# -- the built-in backends ---------------------------------------------------------------------------
+
+
+def _ort_provider_installed(provider: str) -> Callable[[], bool]:
+    def probe() -> bool:
+        if not has_module("onnxruntime"):
+            return False
+        import onnxruntime as ort
+
+        return provider in ort.get_available_providers()
+
+    return probe
+
+
+def _open_ort(provider: str) -> Callable[[Bundle, str, int], Runner]:
+    def open_(bundle: Bundle, flavour: str, threads: int) -> Runner:
+        from lit_edge.device.backends.ort import CPU, OrtRunner
+
+        providers = None
+        if provider != CPU:  # INT8 from the QDQ graph, the batch profile, the engine cache
+            from lit_edge.device.engines import TRT, bundle_providers
+
+            providers = bundle_providers(bundle, flavour, use_tensorrt=provider == TRT)
+        return OrtRunner(bundle.image_tower(flavour), provider, threads, providers)
+
+    return open_
+
+
+def _open_tensorrt(bundle: Bundle, flavour: str, threads: int) -> Runner:
+    from lit_edge.device.backends.trt import TensorRTRunner
+
+    return TensorRTRunner(bundle, flavour)
+
+
+register(
+    BackendSpec(
+        "tensorrt",
+        _open_tensorrt,
+        probe=lambda: has_module("tensorrt") and has_module("pycuda"),
+        int8_flavour="int8_tensorrt",
+        device=Device.GPU,
+        priority=10,
+        summary="a TensorRT engine built on this GPU from the bundle and cached beside it",
+    )
+)
+register(
+    BackendSpec(
+        "onnxruntime-trt",
+        _open_ort("TensorrtExecutionProvider"),
+        probe=_ort_provider_installed("TensorrtExecutionProvider"),
+        int8_flavour="int8_tensorrt",
+        concurrent=True,
+        device=Device.GPU,
+        priority=20,
+        summary="ONNX Runtime with its TensorRT execution provider",
+    )
+)
+register(
+    BackendSpec(
+        "onnxruntime-cuda",
+        _open_ort("CUDAExecutionProvider"),
+        probe=_ort_provider_installed("CUDAExecutionProvider"),
+        int8_flavour="int8_tensorrt",
+        default_precision="fp32",
+        concurrent=True,
+        device=Device.GPU,
+        priority=30,
+        summary="ONNX Runtime with its CUDA execution provider",
+    )
+)
+register(
+    BackendSpec(
+        "onnxruntime-cpu",
+        _open_ort("CPUExecutionProvider"),
+        probe=_ort_provider_installed("CPUExecutionProvider"),
+        int8_flavour="int8_cpu",
+        concurrent=True,
+        device=Device.CPU,
+        priority=90,
+        summary="ONNX Runtime on the CPU",
+    )
+)
