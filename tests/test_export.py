@@ -228,6 +228,7 @@ def test_scores_head_adds_bias(tmp_path, tiny):
 
 def test_scores_head_is_written_without_the_onnx_package(tmp_path, tiny):
     """The device install has no ``onnx``; refolding the graphs (learn, new species) must not need it."""
+    import os
     import subprocess
     import sys
 
