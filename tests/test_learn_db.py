@@ -123,7 +123,9 @@ def test_learn_cli_reads_current_annotations_and_writes_a_verified_bundle(site):
     assert "Aurantia sol" in p["added_species"]
     assert next(lab for lab in new.labels if lab.scientific_name == "Aurantia sol").common_name == "sun bird"
     assert "held-out top-1" in r.output and "retag" in r.output
-    again = runner.invoke(app, ["learn", str(site["db"]), "--bundle", str(out), "-o", str(site["tmp"] / "twice")])
+    again = runner.invoke(
+        app, ["learn", str(site["db"]), "--bundle", str(out), "-o", str(site["tmp"] / "twice")]
+    )
     assert again.exit_code == 0 and "warning:" in again.output and "learned bundle" in again.output
 
 
@@ -188,3 +190,32 @@ def test_learn_and_retag_run_without_torch_or_onnx(site):
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=env)
     assert p.returncode == 0, p.stderr[-3000:]
     assert bf.load(out).manifest.extra["learn"]["counts"]
+
+
+def test_the_field_loop_through_the_real_tag_command(tmp_path):
+    """tag (real JPEGs, real decoding, embeddings stored) -> people verify -> learn -> retag."""
+    from bundle_factory import write_jpeg
+
+    b = bf.load(make_bundle(tmp_path / "bundle"))
+    folder = tmp_path / "card"
+    folder.mkdir()
+    rng = np.random.default_rng(7)
+    for name in ("Caerulea mare", "Rubra rosea", "blank"):
+        for j, img in enumerate(_photos(SITE[name], 5, rng, size=(48, 64))):
+            write_jpeg(folder / f"{name}_{j}.jpg", img)
+    db = tmp_path / "card.db"
+    r = runner.invoke(
+        app, ["tag", str(folder), "--db", str(db), "-b", str(b.root), "--backend", "onnxruntime-cpu"]
+    )
+    assert r.exit_code == 0, r.output
+    with Reader(db) as reader:
+        assert reader.count_embeddings() == 15
+    _annotate(db, every=2)  # people verify about half of the photos
+    before = _agreement(db)
+    out = tmp_path / "learned"
+    r = runner.invoke(app, ["learn", str(db), "-b", str(b.root), "-o", str(out)])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["db", "retag", str(db), "--bundle", str(out)])
+    assert r.exit_code == 0, r.output
+    after = _agreement(db)
+    assert after[1] == before[1] and after[0] > before[0]
