@@ -86,7 +86,7 @@ def classifier(labels, matrix, scale, bias) -> Classifier:
     return Classifier(matrix, labels, scale, bias, ClassifyConfig())
 
 
-def curves(b: bf.Bundle, photos: list[Photo], cfg: LearnConfig, repeats: int, seed: int):
+def curves(b: bf.Bundle, photos: list[Photo], cfg: LearnConfig, repeats: int, seed: int, ks=KS):
     """(per-k totals, per-k per-label right counts, zero-shot per-label right, test counts per label)."""
     m = b.manifest
     zs = classifier(b.labels, b.text_embeddings, m.model.logit_scale, m.model.logit_bias)
@@ -97,14 +97,14 @@ def curves(b: bf.Bundle, photos: list[Photo], cfg: LearnConfig, repeats: int, se
         by_label[p.label].append(i)
     tests = [i for i, p in enumerate(photos) if len(by_label[p.label]) >= 2]
     rng = np.random.default_rng(seed)
-    right = {k: defaultdict(float) for k in KS}
+    right = {k: defaultdict(float) for k in ks}
     zero_right = defaultdict(float)
     n_test = defaultdict(int)
     for i in tests:
         lab = photos[i].label
         n_test[lab] += 1
         zero_right[lab] += zero[i]
-        for k in KS:
+        for k in ks:
             reps = 1 if k == 0 else repeats
             got = 0.0
             for _ in range(reps):
@@ -169,6 +169,9 @@ def main() -> None:
         "--synthetic", type=int, default=10000, help="verified photos for the timing row (0: skip)"
     )
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument(
+        "--ks", default="1,2,4,8,all", help="training photos per label to draw (all = every other one)"
+    )
     args = ap.parse_args()
 
     engine = Engine(EngineConfig(bundle=args.bundle, backend=BackendConfig("onnxruntime-cpu", threads=2)))
@@ -187,30 +190,31 @@ def main() -> None:
         f"{len(photos)} photos, {len({p.label for p in photos})} labels"
     )
     methods = [s.strip() for s in args.methods.split(",") if s.strip()]
+    ks = tuple(0 if k.strip() == "all" else int(k) for k in args.ks.split(","))
     results = {}
     for method in methods:
         t = time.perf_counter()
-        results[method] = curves(b, photos, LearnConfig(method=method), args.repeats, args.seed)
+        results[method] = curves(b, photos, LearnConfig(method=method), args.repeats, args.seed, ks)
         print(f"{method}: curves in {time.perf_counter() - t:.0f} s")
 
     _, zero_right, n_test = results[methods[0]]
     total = sum(n_test.values())
     print(f"\nTop-1 of held-out photos, leave-one-out over labels with >= 2 photos ({total} photos)\n")
-    print("| method | zero-shot | " + " | ".join(f"k={k or 'all'}" for k in KS) + " |")
-    print("|---|---:|" + "---:|" * len(KS))
+    print("| method | zero-shot | " + " | ".join(f"k={k or 'all'}" for k in ks) + " |")
+    print("|---|---:|" + "---:|" * len(ks))
     for method, (right, *_rest) in results.items():
         zs = sum(zero_right.values())
-        cells = [f"{sum(right[k].values()):.1f} ({sum(right[k].values()) / max(zs, 1e-9):.2f}x)" for k in KS]
+        cells = [f"{sum(right[k].values()):.1f} ({sum(right[k].values()) / max(zs, 1e-9):.2f}x)" for k in ks]
         print(f"| {method} | {zs:.0f} of {total} | " + " | ".join(cells) + " |")
 
     print("\nPer label (photos right, mean over draws; worse by more than one photo marked !)\n")
     for method, (right, *_rest) in results.items():
         print(f"{method}:\n")
-        print("| label | photos | zero-shot | " + " | ".join(f"k={k or 'all'}" for k in KS) + " |")
-        print("|---|---:|---:|" + "---:|" * len(KS))
+        print("| label | photos | zero-shot | " + " | ".join(f"k={k or 'all'}" for k in ks) + " |")
+        print("|---|---:|---:|" + "---:|" * len(ks))
         for lab in sorted(n_test):
             cells = []
-            for k in KS:
+            for k in ks:
                 worse = zero_right[lab] - right[k][lab] > 1.0
                 cells.append(f"{right[k][lab]:.1f}{' !' if worse else ''}")
             print(f"| {lab} | {n_test[lab]} | {zero_right[lab]:.0f} | " + " | ".join(cells) + " |")
