@@ -113,13 +113,18 @@ def site(tmp_path):
 
 def test_learn_cli_reads_current_annotations_and_writes_a_verified_bundle(site):
     out = site["tmp"] / "learned"
-    r = runner.invoke(app, ["learn", str(site["db"]), "--bundle", str(site["bundle"].root), "-o", str(out)])
+    unverified = site["tmp"] / "unverified.db"  # a second card nobody has reviewed yet
+    _tag(unverified, site["bundle"], 2, seed=5)
+    r = runner.invoke(
+        app, ["learn", str(site["db"]), str(unverified), "--bundle", str(site["bundle"].root), "-o", str(out)]
+    )
     assert r.exit_code == 0, r.output
     new = bf.load(out)  # verifies every checksum
     p = new.manifest.extra["learn"]
     assert p["counts"] == dict(sorted(site["counts"].items()))  # undone and 'unknown' left out
     assert p["skipped"] == {"unknown": 1}
     assert p["sources"][0]["path"] == str(site["db"].resolve())
+    assert p["sources"][1]["verified"] == 0 and p["sources"][1]["with_embedding"] == 0
     assert "Aurantia sol" in p["added_species"]
     assert next(lab for lab in new.labels if lab.scientific_name == "Aurantia sol").common_name == "sun bird"
     assert "held-out top-1" in r.output and "retag" in r.output

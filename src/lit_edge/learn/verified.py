@@ -60,8 +60,8 @@ def read_verified(dbs: Sequence[Path], bundle: Bundle) -> Verified:
             )
         for run_id in sorted({run_of.get(int(i)) for i in ids} - {None}):
             _check_run(db, runs[run_id], bundle)
-        norms = np.linalg.norm(vectors, axis=1, keepdims=True) if len(ids) else np.ones((0, 1))
-        embs.append(vectors / np.maximum(norms, 1e-6))  # float16 storage: back to unit length
+        if len(ids):  # float16 storage: back to unit length
+            embs.append(vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-6))
         ann = [current[int(i)] for i in ids]
         labels += [a.label for a in ann]
         commons += [a.common_name for a in ann]
