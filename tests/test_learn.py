@@ -136,6 +136,25 @@ def test_learned_bundle_classifier_graphs_are_refolded_with_the_new_rows_and_sca
     np.testing.assert_allclose(scores, expect, rtol=1e-4, atol=1e-4)
 
 
+def test_rows_named_human_are_outcome_rows_kept_as_they_are_and_their_photos_counted(tmp_path):
+    """A bundle with rows of its own for people: learn neither blends them as a species nor teaches
+    the background that people are blank."""
+    folder = make_bundle(tmp_path / "b")
+    b = bf.load(folder)
+    grey = _embed(b, _photos((40, 40, 40), 1, np.random.default_rng(0)))
+    labels = [*b.labels, bf.Label(len(b.labels), "human", "person", tuple((r, "") for r in bf.RANKS))]
+    np.save(folder / "text_embeddings.npy", np.concatenate([b.text_embeddings, grey]).astype(np.float32))
+    bf.write_labels(folder / "labels.csv", labels)
+    bf.write_manifest(folder, b.manifest)
+    b = bf.load(folder)
+    emb, site_labels = _site(b, 3, seed=2)
+    site_labels = ["human" if x == "blank" else x for x in site_labels]
+    lr = learn(b, Verified(emb, tuple(site_labels)))
+    np.testing.assert_array_equal(lr.matrix[len(b.labels) - 1], b.text_embeddings[-1])  # the human row
+    assert lr.provenance["skipped"] == {"human (the bundle's own human rows are not relearned)": 3}
+    assert "human" not in lr.provenance["counts"] and lr.provenance["background"]["rows_added"] == 0
+
+
 def test_learn_refuses_embeddings_of_another_model_and_labels_that_teach_nothing(colour_bundle):
     b = colour_bundle
     with pytest.raises(UserError, match="another model"):

@@ -34,8 +34,9 @@ from lit_edge.taxonomy import Taxon
 log = logging.getLogger(__name__)
 
 #: Which rows a verified outcome strengthens in this runtime. The runtime decides ``blank`` from
-#: the background rows, and people and vehicles are "no animal" to it until it has rows of their
-#: own (then map them to those rows here).
+#: the background rows, and people and vehicles are "no animal" to it unless the bundle has rows
+#: of their own (named ``human``/``vehicle``): then those photos are counted and left out
+#: (relearning those rows is not done yet; strengthening the background with them would be wrong).
 OUTCOME_ROWS = {
     outcomes.BLANK: outcomes.BLANK,
     outcomes.HUMAN: outcomes.BLANK,
@@ -111,6 +112,13 @@ def _ranks_for(name: str, labels: list[Label]) -> tuple[tuple[str, str], ...]:
     return tuple(ranks.items())
 
 
+def outcome_row(label: Label) -> str | None:
+    """The outcome a bundle row stands for (a row named ``blank``, ``human`` or ``vehicle``), or None
+    for a species row."""
+    name = label.scientific_name.casefold()
+    return name if name in OUTCOME_ROWS else None
+
+
 def outcome_of(label: str, species: set[str] | frozenset[str] = frozenset()) -> str | None:
     """The outcome a verified label names (``blank``, ``human``, ``vehicle``), or None for a taxon
     (or ``unknown``). ``species``: the bundle's species names, casefolded."""
@@ -122,7 +130,8 @@ def outcome_of(label: str, species: set[str] | frozenset[str] = frozenset()) -> 
 
 def targets(labels: list[Label], verified: Verified) -> Targets:
     """Map every verified label to its home in ``labels`` (the bundle's species list)."""
-    species = [lab for lab in labels if not lab.is_blank]
+    species = [lab for lab in labels if outcome_row(lab) is None]
+    own_rows = {outcome_row(lab) for lab in labels} - {None, outcomes.BLANK}
     index = {lab.scientific_name.casefold(): i for i, lab in enumerate(species)}
     common = dict(zip(verified.labels, verified.common_names or [""] * len(verified.labels), strict=True))
     next_id = max((lab.id for lab in labels), default=-1) + 1
@@ -138,6 +147,9 @@ def targets(labels: list[Label], verified: Verified) -> Targets:
         name = " ".join(str(raw).split())
         key = name.casefold()
         o = outcome_of(name, known)
+        if o in own_rows:
+            skipped[f"{o} (the bundle's own {o} rows are not relearned)"] += 1
+            continue
         if o is not None:
             outcome[i] = True
             mapped[o] = OUTCOME_ROWS[o]
@@ -172,8 +184,8 @@ def learn(bundle: Bundle, verified: Verified, config: LearnConfig = LearnConfig(
         raise UserError(
             "no verified photos to learn from (only 'unknown' or none); verify some in review first"
         )
-    species_idx = [i for i, lab in enumerate(labels) if not lab.is_blank]
-    blank_idx = [i for i, lab in enumerate(labels) if lab.is_blank]
+    species_idx = [i for i, lab in enumerate(labels) if outcome_row(lab) is None]
+    blank_idx = [i for i, lab in enumerate(labels) if outcome_row(lab) == outcomes.BLANK]
     text = bundle.text_embeddings[species_idx]
     text = np.concatenate([text, np.zeros((len(tg.added), dim), np.float32)])
     fold_of = folds_mod.assign(np.where(tg.outcome, -2, tg.species), seed=config.seed)
