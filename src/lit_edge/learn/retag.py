@@ -63,31 +63,19 @@ def _with_embeddings(reader) -> Iterator[tuple[list, np.ndarray]]:
             yield rows, vectors[keep]
 
 
+#: What a retag copies of each media row: everything but the decision, which it makes anew.
+_KEPT = (
+    "path", "frame_index", "kind", "status", "error", "captured_at", "time_source", "latitude",
+    "longitude", "altitude", "relative_altitude", "width", "height", "file_size", "offset_s",
+    "duration_s", "saved_frame",
+)  # fmt: skip
+
+
 def _record(m, decision, vector):
     from lit_edge.db.writer import MediaRecord
 
-    return MediaRecord(
-        path=m.path,
-        frame_index=m.frame_index,
-        kind=m.kind,
-        source=m.source or "",
-        status=m.status,
-        error=m.error,
-        captured_at=m.captured_at,
-        time_source=m.time_source,
-        latitude=m.latitude,
-        longitude=m.longitude,
-        altitude=m.altitude,
-        relative_altitude=m.relative_altitude,
-        width=m.width,
-        height=m.height,
-        file_size=m.file_size,
-        offset_s=m.offset_s,
-        duration_s=m.duration_s,
-        decision=decision,
-        embedding=vector,
-        saved_frame=m.saved_frame,
-    )
+    kept = {name: getattr(m, name) for name in _KEPT}
+    return MediaRecord(**kept, source=m.source or "", decision=decision, embedding=vector)
 
 
 def retag(db: Path, config: RetagConfig) -> RetagResult:
