@@ -24,7 +24,7 @@ import numpy as np
 
 from lit_edge.device.classify import Classifier, ClassifyConfig
 from lit_edge.errors import UserError
-from lit_edge.learn.verified import _check_run
+from lit_edge.learn.verified import check_run
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +111,7 @@ def retag(db: Path, config: RetagConfig) -> RetagResult:
                 )
             for rid in {r.run_id for r in rows} - checked - {None}:
                 if rid in runs:
-                    _check_run(db, runs[rid], bundle)
+                    check_run(db, runs[rid], bundle)
                 checked.add(rid)
             if run_id is None:
                 flavours = sorted({runs[r].flavour for r in made if r in runs and runs[r].flavour})

@@ -27,7 +27,7 @@ from lit_edge.learn.core import Verified
 log = logging.getLogger(__name__)
 
 
-def _check_run(db: Path, run, bundle: Bundle) -> None:
+def check_run(db: Path, run, bundle: Bundle) -> None:
     model = bundle.manifest.model
     same = run.model_name == model.name and (run.model_version or "") == (model.version or "")
     if not same:
@@ -59,7 +59,7 @@ def read_verified(dbs: Sequence[Path], bundle: Bundle) -> Verified:
                 "from another model; learn with a bundle of the model that tagged it"
             )
         for run_id in sorted({run_of.get(int(i)) for i in ids} - {None}):
-            _check_run(db, runs[run_id], bundle)
+            check_run(db, runs[run_id], bundle)
         if len(ids):  # float16 storage: back to unit length
             embs.append(vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-6))
         ann = [current[int(i)] for i in ids]
