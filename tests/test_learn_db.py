@@ -17,13 +17,11 @@ from typer.testing import CliRunner
 from bundle_factory import make_bundle
 from lit_edge import bundle as bf
 from lit_edge.cli.app import app
+from lit_edge.db import schema
+from lit_edge.db.reader import Reader
+from lit_edge.db.writer import MediaRecord, NewAnnotation, RunInfo, Store, add_annotation, undo_annotation
 from lit_edge.device.classify import Classifier, ClassifyConfig
 from test_learn import SITE, _embed, _photos
-
-db_pkg = pytest.importorskip("lit_edge.db", reason="the db package (schema v2) has not landed on this branch")
-from lit_edge.db import schema  # noqa: E402
-from lit_edge.db.reader import Reader  # noqa: E402
-from lit_edge.db.writer import MediaRecord, NewAnnotation, RunInfo, Store, add_annotation, undo_annotation  # noqa: E402
 
 runner = CliRunner()
 OBS = {"blank": "blank", "human": "human", "vehicle": "vehicle", "unknown": "unknown"}
