@@ -50,7 +50,9 @@ def test_every_command_has_help(path):
     assert "Usage" in result.output
 
 
-@pytest.mark.parametrize("argv", [["--help"], ["tag", "--help"], ["detect", "--help"], ["bundle", "--help"]])
+@pytest.mark.parametrize(
+    "argv", [["--help"], ["tag", "--help"], ["detect", "--help"], ["bundle", "--help"], ["learn", "--help"]]
+)
 def test_runtime_help_imports_no_torch(argv):
     code = (
         "import sys\n"

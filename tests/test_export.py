@@ -224,6 +224,41 @@ def test_scores_head_adds_bias(tmp_path, tiny):
     images = _real(b.manifest.preprocess, 2)
     emb = _sess(b.image_tower("fp32")).run(None, {"image": images})[0]
     np.testing.assert_allclose(_sess(out).run(None, {"image": images})[0], 2.0 * emb[:, :3] - 1.5, atol=1e-5)
+    onnx.checker.check_model(onnx.load(out), full_check=True)  # written at the wire level: still valid ONNX
+
+
+def test_scores_head_is_written_without_the_onnx_package(tmp_path, tiny):
+    """The device install has no ``onnx``; refolding the graphs (learn, new species) must not need it."""
+    import os
+    import subprocess
+    import sys
+
+    b = bf.load(tiny["bundle"])
+    out = tmp_path / "c.onnx"
+    code = (
+        "import sys; sys.modules['onnx'] = None\n"  # any import of onnx now fails
+        "import numpy as np\n"
+        "from lit_edge.export.head import add_scores_head\n"
+        f"add_scores_head({str(b.image_tower('int8_cpu'))!r}, {str(out)!r}, np.load({str(b.root / 'text_embeddings.npy')!r}), 3.0)\n"
+    )
+    subprocess.run(
+        [sys.executable, "-c", code], check=True, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    )
+    images = _real(b.manifest.preprocess, 3)
+    emb = _sess(b.image_tower("int8_cpu")).run(None, {"image": images})[0]
+    got = _sess(out).run(None, {"image": images})[0]
+    np.testing.assert_allclose(got, 3.0 * emb @ b.text_embeddings.T, rtol=1e-4, atol=1e-4)
+
+
+def test_scores_head_refuses_a_graph_without_the_embedding_output(tmp_path, tiny):
+    b = bf.load(tiny["bundle"])
+    with pytest.raises(ValueError, match="embedding"):
+        head.add_scores_head(
+            b.root / b.manifest.classifiers["fp32"], tmp_path / "c.onnx", b.text_embeddings, 1.0
+        )
+    (tmp_path / "junk.onnx").write_bytes(b"\xff\xff\xff")
+    with pytest.raises(ValueError):
+        head.add_scores_head(tmp_path / "junk.onnx", tmp_path / "c.onnx", b.text_embeddings, 1.0)
 
 
 # species ---------------------------------------------------------------------------------------

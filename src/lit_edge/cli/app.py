@@ -21,6 +21,7 @@ from lit_edge.cli import (
     demo_cmd,
     detect_cmd,
     export_cmd,
+    learn_cmd,
     report_cmd,
     review_cmd,
     tag_cmd,
@@ -85,6 +86,9 @@ app.command(
 )(demo_cmd.demo)
 app.command("report", help="Write a self-contained HTML report of a detection database.")(report_cmd.report)
 app.command("review")(review_cmd.review)  # its help is its docstring: the keys
+app.command("learn", help="A new bundle that has learned the site from the photos people verified.")(
+    learn_cmd.learn
+)
 
 
 def main() -> None:

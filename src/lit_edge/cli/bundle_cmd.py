@@ -41,6 +41,17 @@ def info(bundle: BundleArg = None) -> None:
     )
     console.print(f"image towers: {', '.join(sorted(m.image_towers))}")
     console.print(f"classifiers: {', '.join(sorted(m.classifiers)) or 'none'}")
+    learned = m.extra.get("learn")
+    if learned:  # written by 'lit-edge learn': say where it came from
+        cv = learned.get("cv", {})
+        sources = ", ".join(s["path"] for s in learned.get("sources", [])) or "arrays"
+        console.print(
+            f"learned from {sum(learned.get('counts', {}).values())} verified photos ({sources}); "
+            f"parent {learned.get('parent', {}).get('path', '?')}; method {learned.get('method')} "
+            f"{learned.get('param')}; held-out top-1 {cv.get('text_rows', {}).get('right')} -> "
+            f"{cv.get('chosen', {}).get('right')} of {cv.get('species_photos')}; "
+            f"added: {', '.join(learned.get('added_species', [])) or 'none'}"
+        )
     table = Table("file", "MB", "sha256")
     for name, meta in sorted(m.files.items()):
         table.add_row(name, f"{meta['bytes'] / 1e6:.2f}", meta["sha256"][:16])

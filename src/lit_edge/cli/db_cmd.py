@@ -11,6 +11,7 @@ from typing import Annotated
 
 import typer
 
+from lit_edge.cli.device_opts import BlankOpt, MarginOpt, ThresholdOpt
 from lit_edge.errors import UserError
 
 app = typer.Typer(no_args_is_help=True)
@@ -159,6 +160,32 @@ def export(
 
         written = write_xmp(det, out, cfg)
         typer.echo(f"wrote {len(written)} XMP sidecar(s)")
+
+
+@app.command(
+    "retag", help="Re-decide a database from its stored embeddings with another bundle (no decoding)."
+)
+def retag(
+    db: Db,
+    bundle: Annotated[
+        Path, typer.Option("--bundle", "-b", help="The bundle to decide with (e.g. 'lit-edge learn -o').")
+    ],
+    threshold: ThresholdOpt = 0.5,
+    margin: MarginOpt = 0.1,
+    blank_threshold: BlankOpt = 0.5,
+) -> None:
+    from lit_edge.device.classify import ClassifyConfig
+    from lit_edge.learn.retag import RetagConfig
+    from lit_edge.learn.retag import retag as run
+
+    cfg = RetagConfig(
+        bundle, ClassifyConfig(threshold=threshold, margin=margin, blank_threshold=blank_threshold)
+    )
+    r = run(db, cfg)
+    typer.echo(
+        f"{db}: run {r.run_id} re-decided {r.retagged} media from their embeddings with {bundle}; "
+        f"{r.changed} decisions changed; {r.kept} without an embedding kept their decision"
+    )
 
 
 @app.command("validate", help="Validate a Camtrap DP package offline (needs 'frictionless').")

@@ -112,6 +112,7 @@ class MediaRecord:
     decision: Decision | None = None
     embedding: np.ndarray | None = field(default=None, repr=False)
     frame: np.ndarray | None = field(default=None, repr=False)
+    saved_frame: str | None = None  # a JPEG an earlier run saved of this frame (kept by a retag)
 
     def check(self) -> None:
         """Refuse a record the schema cannot hold (a programming error, found before it is queued)."""
@@ -360,7 +361,7 @@ class Store:
 
     def _row(self, rec: MediaRecord, now: str) -> list:
         d = rec.decision
-        saved = None
+        saved = rec.saved_frame
         if self.saver is not None and rec.frame is not None:
             saved = self.saver.save(rec, self.run_id or 0)
         row = {
