@@ -3,8 +3,9 @@
 For every labelled photo of a label with at least two photos (leave-one-out), and for k = 1, 2,
 4, 8 and all: learn from up to k *other* photos of every label (``--repeats`` random draws), decide
 the held-out photo with the learned rows, and count it right when its top-1 is its species (or,
-for a no-animal label, when the decision is the runtime's outcome for it: see
-``lit_edge.learn.core.OUTCOME_ROWS``). The zero-shot bundle decides the same photos. Every
+for a no-animal label, when the decision is the runtime's outcome for it: ``human``/``vehicle``
+where the bundle has rows of its own for them, else ``blank``: see ``lit_edge.learn.core.decided_as``).
+Decisions use the bundle's own scoring (``manifest.scoring``). The zero-shot bundle decides the same photos. Every
 number is learned from the other photos only: learn's choices are made by its own
 cross-validation inside them, and nothing here is tuned to the photos it reports on.
 
@@ -36,7 +37,7 @@ from lit_edge.device.classify import Classifier, ClassifyConfig
 from lit_edge.device.decode import DecodeError, decode_file
 from lit_edge.device.pipeline import Engine, EngineConfig
 from lit_edge.learn import LearnConfig, Verified, learn
-from lit_edge.learn.core import OUTCOME_ROWS, outcome_of
+from lit_edge.learn.core import decided_as, outcome_of
 from lit_edge.learn.write import write
 
 KS = (1, 2, 4, 8, 0)  # 0 = all
@@ -75,23 +76,23 @@ def example_rows(folder: Path) -> list[tuple[str, str]]:
     return [(p.name, EXAMPLE_LABELS.get(p.stem.split("_crop")[0], "blank")) for p in files]
 
 
-def is_right(decision, label: str) -> bool:
+def is_right(decision, label: str, labels: list[bf.Label]) -> bool:
     outcome = outcome_of(label)
     if outcome is not None:
-        return decision.rank == OUTCOME_ROWS[outcome]
+        return decision.rank == decided_as(outcome, labels)
     return decision.rank != "blank" and decision.top[0].scientific_name.casefold() == label.casefold()
 
 
-def classifier(labels, matrix, scale, bias) -> Classifier:
-    return Classifier(matrix, labels, scale, bias, ClassifyConfig())
+def classifier(labels, matrix, scale, bias, scoring: bf.Scoring) -> Classifier:
+    return Classifier(matrix, labels, scale, bias, ClassifyConfig(), scoring)
 
 
 def curves(b: bf.Bundle, photos: list[Photo], cfg: LearnConfig, repeats: int, seed: int, ks=KS):
     """(per-k totals, per-k per-label right counts, zero-shot per-label right, test counts per label)."""
     m = b.manifest
-    zs = classifier(b.labels, b.text_embeddings, m.model.logit_scale, m.model.logit_bias)
+    zs = classifier(b.labels, b.text_embeddings, m.model.logit_scale, m.model.logit_bias, m.scoring)
     emb = np.stack([p.emb for p in photos])
-    zero = [is_right(d, p.label) for d, p in zip(zs(emb), photos, strict=True)]
+    zero = [is_right(d, p.label, b.labels) for d, p in zip(zs(emb), photos, strict=True)]
     by_label = defaultdict(list)
     for i, p in enumerate(photos):
         by_label[p.label].append(i)
@@ -116,8 +117,8 @@ def curves(b: bf.Bundle, photos: list[Photo], cfg: LearnConfig, repeats: int, se
                     train += pool
                 v = Verified(emb[train], tuple(photos[j].label for j in train))
                 lr = learn(b, v, cfg)
-                d = classifier(lr.labels, lr.matrix, lr.logit_scale, m.model.logit_bias)(emb[i : i + 1])[0]
-                got += is_right(d, lab)
+                decide = classifier(lr.labels, lr.matrix, lr.logit_scale, m.model.logit_bias, m.scoring)
+                got += is_right(decide(emb[i : i + 1])[0], lab, lr.labels)
             right[k][lab] += got / reps
     return right, zero_right, n_test
 
@@ -131,7 +132,7 @@ def synthetic(b: bf.Bundle, photos: list[Photo], n: int, seed: int = 0) -> tuple
         0, 0.3 / np.sqrt(base.shape[1]), (n, base.shape[1])
     )
     emb = (emb / np.linalg.norm(emb, axis=1, keepdims=True)).astype(np.float32)
-    names = [lab.scientific_name for lab in b.labels if not lab.is_blank][:50] + ["blank"]
+    names = [lab.scientific_name for lab in b.labels if not lab.outcome][:50] + ["blank"]
     return emb, tuple(names[j] for j in rng.integers(0, len(names), n))
 
 
@@ -192,7 +193,7 @@ def main() -> None:
     photos = embed(engine, folder, rows)
     print(
         f"load average {os.getloadavg()[0]:.1f} (2 cores shared); bundle {b.root} "
-        f"({sum(not lab.is_blank for lab in b.labels)} species); tower {engine.backend.flavour}; "
+        f"({sum(not lab.outcome for lab in b.labels)} species); tower {engine.backend.flavour}; "
         f"{len(photos)} photos, {len({p.label for p in photos})} labels"
     )
     methods = [s.strip() for s in args.methods.split(",") if s.strip()]

@@ -55,8 +55,8 @@ def _site(b: bf.Bundle, per_label: int, seed: int) -> tuple[np.ndarray, list[str
     return np.concatenate(emb), labels
 
 
-def _right(b_labels, matrix, scale, emb, labels) -> dict[str, int]:
-    decide = Classifier(matrix, b_labels, scale, None, ClassifyConfig())
+def _right(b_labels, matrix, scale, emb, labels, scoring=bf.Scoring()) -> dict[str, int]:
+    decide = Classifier(matrix, b_labels, scale, None, ClassifyConfig(), scoring)
     out = dict.fromkeys(SITE, 0)
     for d, lab in zip(decide(emb), labels, strict=True):
         ok = d.rank == "blank" if lab == "blank" else (d.rank != "blank" and d.top[0].scientific_name == lab)
@@ -87,6 +87,33 @@ def test_learn_beats_zero_shot_on_held_out_photos_and_the_written_bundle_verifie
 
     shown = CliRunner().invoke(app, ["bundle", "info", str(new.root)])
     assert shown.exit_code == 0 and "learned from 36 verified photos" in " ".join(shown.output.split())
+
+
+def test_a_class_mass_bundle_is_cross_validated_with_its_own_scoring_and_keeps_its_scale(
+    colour_bundle, tmp_path
+):
+    """A ``class_mass`` bundle's held-out photos are ranked as its runtime ranks them, and it has no
+    logit scale to recalibrate: the learned bundle decides better with that scoring, scale unchanged."""
+    with bf.edit(tmp_path / "mass", base=colour_bundle.root) as staged:
+        staged.manifest.scoring = bf.Scoring("class_mass")
+    b = staged.bundle
+    emb, labels = _site(b, 6, seed=0)
+    learned = learn(b, Verified(emb, tuple(labels)), LearnConfig(background=False))
+    # (the colour bundle is no class-distribution model: its rows overlap, so a class's gain can be
+    # a neighbour's loss under class mass; only the totals are asserted here)
+    new = write(b, learned, tmp_path / "learned")
+
+    assert new.manifest.scoring.kind == "class_mass"
+    assert new.manifest.model.logit_scale == b.manifest.model.logit_scale
+    assert new.manifest.extra["learn"]["calibration"]["fitted"] is False
+    held_emb, held_labels = _site(b, 10, seed=1)
+    scale, mass = b.manifest.model.logit_scale, b.manifest.scoring
+    before = _right(b.labels, b.text_embeddings, scale, held_emb, held_labels, mass)
+    after = _right(new.labels, new.text_embeddings, scale, held_emb, held_labels, mass)
+    assert sum(after.values()) > sum(before.values())
+    assert before["Aurantia sol"] == 0 and after["Aurantia sol"] >= 9
+    cv = new.manifest.extra["learn"]["cv"]
+    assert cv["chosen"]["right"] > cv["text_rows"]["right"]  # the CV, scored by class mass, saw the gain
 
 
 def test_a_species_added_from_photos_keeps_its_names_and_the_genus_ranks(colour_bundle, tmp_path):
@@ -295,6 +322,7 @@ def test_starter_learns_the_grey_heron_from_five_real_night_photos(fieldset, tmp
             bundle.manifest.model.logit_scale,
             m.logit_bias,
             ClassifyConfig(),
+            bundle.manifest.scoring,
         )
         return sum(d.top[0].scientific_name == "Ardea cinerea" for d in decide(emb[1::2]))
 

@@ -31,7 +31,9 @@ def _tag(db: Path, b: bf.Bundle, per_label: int, seed: int, *, prefix: str = "")
     """What 'lit-edge tag' would store: a run, media rows with zero-shot decisions and embeddings."""
     rng = np.random.default_rng(seed)
     m = b.manifest.model
-    decide = Classifier(b.text_embeddings, b.labels, m.logit_scale, m.logit_bias, ClassifyConfig())
+    decide = Classifier(
+        b.text_embeddings, b.labels, m.logit_scale, m.logit_bias, ClassifyConfig(), b.manifest.scoring
+    )
     with Store(db) as store:
         store.start_run(RunInfo("tag", "card/", bundle=b, backend="onnxruntime-cpu", flavour="fp32"))
         for name, rgb in SITE.items():

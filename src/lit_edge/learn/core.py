@@ -10,6 +10,11 @@ The steps, each scored by cross-validation on the verified photos only:
 3. background rows (:mod:`lit_edge.learn.background`) from the verified no-animal photos;
 4. the logit scale (:mod:`lit_edge.learn.calibrate`) on the held-out cosines of step 2.
 
+Held-out photos are scored as the bundle's runtime scores them (``manifest.scoring``): by cosine
+for ``softmax``; for ``class_mass`` by the runtime's own :class:`Classifier` on each fold's rows,
+and there is no logit scale to recalibrate (a class-mass score is the head's probability mass,
+calibrated by the head), so step 4 keeps the scale.
+
 Numpy only: it runs where the photos were tagged, on the device, in seconds.
 """
 
@@ -24,8 +29,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from lit_edge import outcomes
-from lit_edge.bundle import RANKS, Bundle, Label
-from lit_edge.device.classify import ClassifyConfig, background_basis
+from lit_edge.bundle import RANKS, Bundle, Label, Scoring
+from lit_edge.device.classify import Classifier, ClassifyConfig, background_basis
 from lit_edge.errors import UserError
 from lit_edge.learn import background, calibrate, rows
 from lit_edge.learn import folds as folds_mod
@@ -112,13 +117,6 @@ def _ranks_for(name: str, labels: list[Label]) -> tuple[tuple[str, str], ...]:
     return tuple(ranks.items())
 
 
-def outcome_row(label: Label) -> str | None:
-    """The outcome a bundle row stands for (a row named ``blank``, ``human`` or ``vehicle``), or None
-    for a species row."""
-    name = label.scientific_name.casefold()
-    return name if name in OUTCOME_ROWS else None
-
-
 def outcome_of(label: str, species: set[str] | frozenset[str] = frozenset()) -> str | None:
     """The outcome a verified label names (``blank``, ``human``, ``vehicle``), or None for a taxon
     (or ``unknown``). ``species``: the bundle's species names, casefolded."""
@@ -128,10 +126,16 @@ def outcome_of(label: str, species: set[str] | frozenset[str] = frozenset()) -> 
     return key if key in OUTCOME_ROWS else None
 
 
+def decided_as(outcome: str, labels: list[Label]) -> str:
+    """What the runtime decides for a photo of ``outcome`` with these rows: the outcome itself where
+    the bundle has rows of its own for it, else the one its photos strengthen (:data:`OUTCOME_ROWS`)."""
+    return outcome if any(lab.outcome == outcome for lab in labels) else OUTCOME_ROWS[outcome]
+
+
 def targets(labels: list[Label], verified: Verified) -> Targets:
     """Map every verified label to its home in ``labels`` (the bundle's species list)."""
-    species = [lab for lab in labels if outcome_row(lab) is None]
-    own_rows = {outcome_row(lab) for lab in labels} - {None, outcomes.BLANK}
+    species = [lab for lab in labels if not lab.outcome]
+    own_rows = {lab.outcome for lab in labels} - {None, outcomes.BLANK}
     index = {lab.scientific_name.casefold(): i for i, lab in enumerate(species)}
     common = dict(zip(verified.labels, verified.common_names or [""] * len(verified.labels), strict=True))
     next_id = max((lab.id for lab in labels), default=-1) + 1
@@ -167,6 +171,31 @@ def targets(labels: list[Label], verified: Verified) -> Targets:
     return Targets(y, outcome, tuple(added), dict(counts), dict(skipped), mapped)
 
 
+def _runtime_scorer(bundle: Bundle, species: list[Label]) -> rows.RowScorer | None:
+    """The runtime's ranking of candidate species rows, where it is not by cosine (``class_mass``:
+    each row's score depends on every row, outcome rows included); None for ``softmax``."""
+    m = bundle.manifest
+    if m.scoring.kind == "softmax":
+        return None
+    fixed = [i for i, lab in enumerate(bundle.labels) if lab.outcome]
+    fixed_labels = [bundle.labels[i] for i in fixed]
+    fixed_rows = bundle.text_embeddings[fixed]
+    scoring: Scoring = m.scoring
+
+    def score(species_rows: np.ndarray, emb: np.ndarray) -> np.ndarray:
+        c = Classifier(
+            np.concatenate([species_rows, fixed_rows]),
+            species + fixed_labels,
+            m.model.logit_scale,
+            m.model.logit_bias,
+            ClassifyConfig(),
+            scoring,
+        )
+        return c.scores(emb).species
+
+    return score
+
+
 def learn(bundle: Bundle, verified: Verified, config: LearnConfig = LearnConfig()) -> Learned:
     """New rows for ``bundle`` from ``verified``; see the module docstring for the steps."""
     t0 = time.perf_counter()
@@ -184,8 +213,8 @@ def learn(bundle: Bundle, verified: Verified, config: LearnConfig = LearnConfig(
         raise UserError(
             "no verified photos to learn from (only 'unknown' or none); verify some in review first"
         )
-    species_idx = [i for i, lab in enumerate(labels) if outcome_row(lab) is None]
-    blank_idx = [i for i, lab in enumerate(labels) if outcome_row(lab) == outcomes.BLANK]
+    species_idx = [i for i, lab in enumerate(labels) if not lab.outcome]
+    blank_idx = [i for i, lab in enumerate(labels) if lab.outcome == outcomes.BLANK]
     text = bundle.text_embeddings[species_idx]
     text = np.concatenate([text, np.zeros((len(tg.added), dim), np.float32)])
     fold_of = folds_mod.assign(np.where(tg.outcome, -2, tg.species), seed=config.seed)
@@ -202,9 +231,10 @@ def learn(bundle: Bundle, verified: Verified, config: LearnConfig = LearnConfig(
         fold_of=fold_of[sp],
         scene=scene,
         share=None if share is None else share[sp],
+        score=_runtime_scorer(bundle, [labels[i] for i in species_idx] + list(tg.added)),
     )
     calib = calibrate.Calibration(m.model.logit_scale, 0.0, 0.0, int(sp.sum()), False)
-    if config.calibrate:
+    if config.calibrate and m.scoring.kind == "softmax":
         calib = calibrate.fit(fit.heldout, tg.species[sp], m.model.logit_scale, m.model.logit_bias)
 
     bg_rows = np.zeros((0, dim), np.float32)

@@ -90,7 +90,12 @@ def retag(db: Path, config: RetagConfig) -> RetagResult:
     bundle = open_bundle(config.bundle)
     m = bundle.manifest
     classifier = Classifier(
-        bundle.text_embeddings, bundle.labels, m.model.logit_scale, m.model.logit_bias, config.classify
+        bundle.text_embeddings,
+        bundle.labels,
+        m.model.logit_scale,
+        m.model.logit_bias,
+        config.classify,
+        m.scoring,
     )
     dim = bundle.text_embeddings.shape[1]
     with Reader(db) as reader:

@@ -22,6 +22,7 @@ a species added from one photo without any).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -32,6 +33,9 @@ TEXT = "text"
 KAPPAS = (0.0, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, math.inf)
 LAMBDAS = (1.0, 4.0, 16.0, 64.0, 256.0)
 PROBE_STEPS = 60
+
+#: ``(rows [C, D], held-out embeddings [m, D]) -> [m, C]`` scores, as the runtime would rank them
+RowScorer = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 
 @dataclass(frozen=True)
@@ -69,7 +73,7 @@ class RowsFit:
     chosen: Candidate
     text: Candidate  # the untouched rows, for comparison
     candidates: tuple[Candidate, ...]
-    heldout: np.ndarray  # [n, C] held-out cosines of the chosen setting (for calibration)
+    heldout: np.ndarray  # [n, C] held-out cosines (or ``score`` s) of the chosen setting (for calibration)
 
 
 def normalise(rows: np.ndarray) -> np.ndarray:
@@ -186,6 +190,7 @@ def fit(
     share: np.ndarray | None = None,
     kappas: tuple[float, ...] = KAPPAS,
     lambdas: tuple[float, ...] = LAMBDAS,
+    score: RowScorer | None = None,
 ) -> RowsFit:
     """Cross-validate the candidates of ``method`` (and the text rows), refit the best on all photos.
 
@@ -197,6 +202,10 @@ def fit(
     describe the animal, and photos of one camera share its scene (night infrared, the same
     vegetation), which a raw prototype would learn too; CV decides which serves better.
     ``share``: :func:`scene_share` of ``emb``, when the caller has it already.
+    ``score``: how the runtime ranks the rows when that is not by cosine (a ``class_mass`` bundle:
+    the head's probability mass each row covers, which depends on every row at once); held-out
+    photos are then scored by it on each fold's rows. ``None``: cosines, in closed form (a softmax
+    ranks as its cosines do).
     """
     if method not in ("prototype", "probe", "auto"):
         raise ValueError(f"unknown method {method!r}")
@@ -234,7 +243,9 @@ def fit(
                     continue
                 if g[0] == "probe":
                     rows = probe(emb[train], y[train], blend(text, sums, math.inf), scale, g[1])
-                    heldout[g][test] = emb[test] @ rows.T
+                    heldout[g][test] = emb[test] @ rows.T if score is None else score(rows, emb[test])
+                elif score is not None:
+                    heldout[g][test] = score(blend(text, sums, g[1]), emb[test])
                 else:
                     heldout[g][test] = _cosines(a, b, ts, ss, tt, g[1])
     cands = []
