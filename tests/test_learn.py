@@ -15,6 +15,7 @@ from lit_edge import bundle as bf
 from lit_edge.device.classify import Classifier, ClassifyConfig
 from lit_edge.errors import UserError
 from lit_edge.learn import LearnConfig, Verified, background, calibrate, folds, learn, rows
+from lit_edge.learn.core import runtime_scorer
 from lit_edge.learn.write import write
 
 #: The site's look of each label: this site's "Caerulea mare" is violet, which the text rows call
@@ -114,6 +115,26 @@ def test_a_class_mass_bundle_is_cross_validated_with_its_own_scoring_and_keeps_i
     assert before["Aurantia sol"] == 0 and after["Aurantia sol"] >= 9
     cv = new.manifest.extra["learn"]["cv"]
     assert cv["chosen"]["right"] > cv["text_rows"]["right"]  # the CV, scored by class mass, saw the gain
+
+
+def test_the_class_mass_cv_scores_rows_as_the_runtime_classifier_does(colour_bundle, tmp_path):
+    """Candidate species rows share their classes with the bundle's outcome rows, as at run time."""
+    with bf.edit(tmp_path / "mass", base=colour_bundle.root) as staged:
+        staged.manifest.scoring = bf.Scoring("class_mass")
+        t = colour_bundle.text_embeddings
+        overlap = rows.normalise(np.stack([t[0] + t[1], t[2] + 0.5 * t[3]]))
+        staged.set_rows(
+            [*colour_bundle.labels, bf.Label(0, "blank", "no animal: test"), bf.Label(0, "human", "person")],
+            np.concatenate([t, overlap]),
+        )
+    b = staged.bundle
+    m = b.manifest
+    emb, _ = _site(b, 3, seed=2)
+    species = np.array([not lab.outcome for lab in b.labels])
+    runtime = Classifier(b.text_embeddings, b.labels, m.model.logit_scale, None, ClassifyConfig(), m.scoring)
+    got = runtime_scorer(b)(b.text_embeddings[species], emb)
+    np.testing.assert_allclose(got, runtime.scores(emb).species, rtol=1e-5, atol=1e-6)
+    assert runtime_scorer(colour_bundle) is None  # softmax ranks by cosine: closed form
 
 
 def test_a_species_added_from_photos_keeps_its_names_and_the_genus_ranks(colour_bundle, tmp_path):

@@ -129,21 +129,37 @@ def background_basis(rows: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(vt[sv > 1e-6 * sv.max()], dtype=np.float32)
 
 
-def class_cover(rows: np.ndarray) -> np.ndarray:
-    """``[R, D]`` weights in [0, 1]: how much of each class each row (``sqrt`` of a distribution) covers.
+def row_cover(rows: np.ndarray) -> np.ndarray:
+    """``[R, D]`` weights in [0, 1]: how much of each class each row (``sqrt`` of a distribution)
+    covers, before classes covered by more than one row are shared out (:func:`class_cover`).
 
     A row spread evenly over k classes covers each of them fully (its perplexity is k, so
     ``q * perplexity`` is 1 there) and the text tower's small leaks barely at all; a row the text
     tower guessed (``Ardea cinerea``: 0.52 little blue heron, 0.31 American egret, 0.17 bittern)
-    covers its classes in proportion. A class covered more than once in all is shared out, so
-    that the rows' masses never add up to more than the head's.
+    covers its classes in proportion.
     """
     q = np.square(np.asarray(rows, dtype=np.float64))
     q /= np.maximum(q.sum(axis=1, keepdims=True), 1e-12)
     entropy = -(q * np.log(np.where(q > 0, q, 1.0))).sum(axis=1, keepdims=True)
-    w = np.minimum(1.0, q * np.exp(entropy))
-    w /= np.maximum(w.sum(axis=0, keepdims=True), 1.0)
-    return w.astype(np.float32)
+    return np.minimum(1.0, q * np.exp(entropy))
+
+
+def class_cover(rows: np.ndarray, others: np.ndarray | None = None) -> np.ndarray:
+    """``[R, D]`` :func:`row_cover` of ``rows`` with a class covered more than once in all shared
+    out, so that the rows' masses never add up to more than the head's. ``others``: the summed
+    ``row_cover`` (``[D]``) of further rows of the same bundle that share the classes (``learn``
+    scores candidate species rows against the bundle's fixed outcome rows this way)."""
+    w = row_cover(rows)
+    total = w.sum(axis=0) if others is None else w.sum(axis=0) + others
+    return (w / np.maximum(total, 1.0)).astype(np.float32)
+
+
+def head_distribution(emb: np.ndarray) -> np.ndarray:
+    """The class distribution ``p`` a ``class_mass`` embedding (``sqrt(p)``) stands for; an INT8
+    tower's small errors are renormalised away."""
+    p = np.square(np.asarray(emb, dtype=np.float32))
+    p /= np.maximum(p.sum(axis=1, keepdims=True), 1e-12)
+    return p
 
 
 class Classifier:
@@ -223,8 +239,7 @@ class Classifier:
         return self._softmax(emb)
 
     def _class_mass(self, emb: np.ndarray) -> Scores:
-        p = np.square(emb)  # sqrt(p) in, p out; an INT8 tower's small errors are renormalised away
-        p /= np.maximum(p.sum(axis=1, keepdims=True), 1e-12)
+        p = head_distribution(emb)
         c = self._cover_t
 
         def outcome(key: str) -> np.ndarray | None:

@@ -11,7 +11,7 @@ The steps, each scored by cross-validation on the verified photos only:
 4. the logit scale (:mod:`lit_edge.learn.calibrate`) on the held-out cosines of step 2.
 
 Held-out photos are scored as the bundle's runtime scores them (``manifest.scoring``): by cosine
-for ``softmax``; for ``class_mass`` by the runtime's own :class:`Classifier` on each fold's rows,
+for ``softmax``; for ``class_mass`` by the runtime's class cover of each fold's rows,
 and there is no logit scale to recalibrate (a class-mass score is the head's probability mass,
 calibrated by the head), so step 4 keeps the scale.
 
@@ -29,8 +29,14 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from lit_edge import outcomes
-from lit_edge.bundle import RANKS, Bundle, Label, Scoring
-from lit_edge.device.classify import Classifier, ClassifyConfig, background_basis
+from lit_edge.bundle import RANKS, Bundle, Label
+from lit_edge.device.classify import (
+    ClassifyConfig,
+    background_basis,
+    class_cover,
+    head_distribution,
+    row_cover,
+)
 from lit_edge.errors import UserError
 from lit_edge.learn import background, calibrate, rows
 from lit_edge.learn import folds as folds_mod
@@ -171,27 +177,18 @@ def targets(labels: list[Label], verified: Verified) -> Targets:
     return Targets(y, outcome, tuple(added), dict(counts), dict(skipped), mapped)
 
 
-def _runtime_scorer(bundle: Bundle, species: list[Label]) -> rows.RowScorer | None:
-    """The runtime's ranking of candidate species rows, where it is not by cosine (``class_mass``:
-    each row's score depends on every row, outcome rows included); None for ``softmax``."""
-    m = bundle.manifest
-    if m.scoring.kind == "softmax":
+def runtime_scorer(bundle: Bundle) -> rows.RowScorer | None:
+    """The runtime's ranking of candidate species rows, where it is not by cosine; None for
+    ``softmax``. ``class_mass``: each row's score is the head's mass on the classes it covers,
+    shared with every other row that covers them, the bundle's outcome rows included (their cover
+    is summed once here: the CV scores hundreds of candidate row sets)."""
+    if bundle.manifest.scoring.kind == "softmax":
         return None
     fixed = [i for i, lab in enumerate(bundle.labels) if lab.outcome]
-    fixed_labels = [bundle.labels[i] for i in fixed]
-    fixed_rows = bundle.text_embeddings[fixed]
-    scoring: Scoring = m.scoring
+    others = row_cover(bundle.text_embeddings[fixed]).sum(axis=0)
 
     def score(species_rows: np.ndarray, emb: np.ndarray) -> np.ndarray:
-        c = Classifier(
-            np.concatenate([species_rows, fixed_rows]),
-            species + fixed_labels,
-            m.model.logit_scale,
-            m.model.logit_bias,
-            ClassifyConfig(),
-            scoring,
-        )
-        return c.scores(emb).species
+        return head_distribution(emb) @ class_cover(species_rows, others).T
 
     return score
 
@@ -231,7 +228,7 @@ def learn(bundle: Bundle, verified: Verified, config: LearnConfig = LearnConfig(
         fold_of=fold_of[sp],
         scene=scene,
         share=None if share is None else share[sp],
-        score=_runtime_scorer(bundle, [labels[i] for i in species_idx] + list(tg.added)),
+        score=runtime_scorer(bundle),
     )
     calib = calibrate.Calibration(m.model.logit_scale, 0.0, 0.0, int(sp.sum()), False)
     if config.calibrate and m.scoring.kind == "softmax":
