@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/bench_export.py speed      # torch eager vs ORT fp32 vs ORT INT8, batch 1 and 16
     .venv/bin/python bench/bench_export.py accuracy   # INT8 recipes vs fp32 on held-out real crops
+    .venv/bin/python bench/bench_export.py towers     # a bundle's tower files: ORT vs OpenVINO, batch 1 and 16
 
 Both use the real EfficientNet-Lite0 tower (the packaged ImageNet weights). The accuracy table
 compares the ImageNet classifier output of the tower, which the starter's embedding is a function
@@ -123,6 +124,99 @@ def speed(args) -> None:
         "ORT INT8 (cpu): the bundle's int8_cpu recipe (first 3 convs float, u8 dense weights);\n"
         "all layers: every conv INT8 with ORT's default u8s8 (least accurate on AVX2, and no faster:\n"
         "the 112x112 stem and first block run faster as fp32 NCHWc convs than as int8)"
+    )
+    print(f"load average {os.getloadavg()[0]:.1f} (1 min) on {os.cpu_count()} cores")
+
+
+# towers: ORT vs OpenVINO on a bundle's own files -----------------------------------------------
+
+
+def cpu_features() -> str:
+    """The CPU's name and the vector/INT8 features that decide which kernels run."""
+    from lit_edge.device.backends.ov import cpu_name
+
+    flags: set[str] = set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
+                break
+    except OSError:
+        pass
+    keep = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_int8", "amx_bf16")
+    return f"{cpu_name()}, {os.cpu_count()} cores, " + (" ".join(f for f in keep if f in flags) or "no AVX2")
+
+
+def _ov_compiled(path: Path, streams: int = 1, precision: str = ""):
+    import openvino as ov
+
+    from lit_edge.device.backends.ov import OpenVinoConfig, properties
+
+    cfg = OpenVinoConfig(streams=streams, threads=THREADS, precision=precision, cache=False)
+    return ov.Core().compile_model(str(path), "CPU", properties(cfg, None))
+
+
+def _ov_infer(compiled):
+    req = compiled.create_infer_request()
+
+    def run(b):
+        req.infer({"image": b})
+        return req.get_tensor("embedding").data
+
+    return run
+
+
+def _ov_streams(compiled, streams: int):
+    """``streams`` requests at once from as many threads (what tag's workers do)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    pool = ThreadPoolExecutor(streams)
+    runs = [_ov_infer(compiled) for _ in range(streams)]
+
+    def run(b):
+        parts = np.array_split(b, streams)
+        list(pool.map(lambda rp: rp[0](rp[1]), zip(runs, parts, strict=True)))
+
+    return run
+
+
+def towers(args) -> None:
+    from lit_edge.bundle import load
+    from lit_edge.export import calib
+    from lit_edge.paths import default_bundle_dir
+
+    bundle = load(Path(args.bundle) if args.bundle else default_bundle_dir())
+    pre = bundle.manifest.preprocess
+    photos = calib.calibration_set(pre, n=16, seed=99)
+    print(f"\ntowers of {bundle.root}: {THREADS} threads, img/s, each cell {args.seconds:.0f} s, one run")
+    print(f"CPU: {cpu_features()}")
+    print(
+        f"{'tower file':<26} | {'batch':>5} | {'ORT':>6} | {'OV lat.':>7} | {'OV 2 str.':>9} | "
+        f"{'OV bf16':>7} | {'OV/ORT':>6} | {'best/ORT':>8}",
+        flush=True,
+    )
+    for name in sorted(bundle.manifest.image_towers.values()):
+        path = bundle.root / name
+        sess = _session(path)
+        lat, thr = _ov_compiled(path, precision="f32"), _ov_compiled(path, streams=THREADS, precision="f32")
+        bf16 = _ov_compiled(path, precision="bf16")
+        for bs in (1, 16):
+            batch = photos[:bs]
+            ort_r = _time(lambda b, s=sess: s.run(None, {"image": b}), batch, args.seconds)
+            ov_r = _time(_ov_infer(lat), batch, args.seconds)
+            st_r = _time(_ov_streams(thr, THREADS), batch, args.seconds) if bs >= THREADS else float("nan")
+            bf_r = _time(_ov_infer(bf16), batch, args.seconds) if bf16 is not None else float("nan")
+            best = np.nanmax([ov_r, st_r, bf_r])
+            print(
+                f"{name:<26} | {bs:>5} | {ort_r:6.0f} | {ov_r:7.0f} | {st_r:9.0f} | {bf_r:7.0f} | "
+                f"{ov_r / ort_r:6.2f} | {best / ort_r:8.2f}",
+                flush=True,
+            )
+    print(
+        "OV lat.: one request, PERFORMANCE_HINT=LATENCY on both threads (detect); OV 2 str.: the batch\n"
+        "split over two requests on two streams from two threads (tag's workers); both with\n"
+        "INFERENCE_PRECISION_HINT=f32 (the runtime's); OV bf16: LATENCY with the bf16 hint (OpenVINO's\n"
+        "default where the CPU has AVX512_BF16/AMX)"
     )
     print(f"load average {os.getloadavg()[0]:.1f} (1 min) on {os.cpu_count()} cores")
 
@@ -251,12 +345,92 @@ def accuracy(args) -> None:
         Path(args.json).write_text(json.dumps(results, indent=2))
 
 
+def _ov_run_all(compiled, images: np.ndarray) -> np.ndarray:
+    run = _ov_infer(compiled)
+    return np.concatenate([np.array(run(images[i : i + 16])) for i in range(0, len(images), 16)])
+
+
+def _nncf_quantize(fp32: Path, cal: np.ndarray, out: Path) -> Path:
+    """NNCF's post-training quantization of the fp32 graph (its default preset), saved as OpenVINO IR."""
+    import nncf
+    import openvino as ov
+
+    model = ov.Core().read_model(str(fp32))
+    data = nncf.Dataset([cal[i : i + 1] for i in range(len(cal))])
+    q = nncf.quantize(model, data, subset_size=len(cal))
+    ov.save_model(q, str(out))
+    return out
+
+
+def accuracy_openvino(args) -> None:
+    """Which tower suits OpenVINO: fp32 (and its bf16 hint), the bundle's two QDQ graphs, NNCF's own."""
+    from lit_edge.export import calib, quantize
+    from lit_edge.export import onnx_export as ox
+
+    tower, pre = _tower()
+    graph = ox.ImageGraph(tower.trunk, pre, normalize=False)
+    tmp = Path(tempfile.mkdtemp(prefix="bench-ov-"))
+    fp32 = ox.export(graph, tmp / "logits.onnx", pre, output="embedding")
+    photos = [img for _, img in calib.sample_photos()]
+    crop = calib.CropConfig(scale=(args.min_area, 1.0))
+    cal = calib.random_crops(photos, args.calib, pre, replace(crop, seed=0))
+    held = calib.random_crops(photos, args.eval, pre, replace(crop, seed=1))
+    ref = ox.run_ort(fp32, held, threads=THREADS)
+    s = _session(fp32)
+    base = _time(lambda b: s.run(None, {"image": b}), held[:16], args.seconds)
+    # "" = OpenVINO's own default precision for the CPU: bf16 where the CPU has AVX512_BF16 or AMX
+    variants: dict[str, tuple[Path, str]] = {
+        "fp32, f32 hint": (fp32, "f32"),
+        "fp32, default hint": (fp32, ""),
+    }
+    for target in ("tensorrt", "cpu"):
+        t0 = time.perf_counter()
+        q = quantize.quantize(fp32, tmp / f"int8_{target}.onnx", cal, quantize.QuantConfig(target=target))
+        print(f"quantized int8_{target} in {time.perf_counter() - t0:.0f} s", flush=True)
+        variants[f"int8_{target} QDQ, f32 hint"] = (q, "f32")
+        variants[f"int8_{target} QDQ, default hint"] = (q, "")
+    if not args.no_nncf:
+        try:
+            t0 = time.perf_counter()
+            nncf_ir = _nncf_quantize(fp32, cal, tmp / "nncf.xml")
+            variants["NNCF PTQ of fp32, f32 hint"] = (nncf_ir, "f32")
+            variants["NNCF PTQ of fp32, default hint"] = (nncf_ir, "")
+            print(f"NNCF quantized in {time.perf_counter() - t0:.0f} s", flush=True)
+        except ImportError:
+            print("nncf is not installed: no NNCF row")
+    print(f"\nOpenVINO towers vs ORT fp32 on {args.eval} held-out crops ({args.calib} calibration crops)")
+    default = _ov_compiled(fp32).get_property("INFERENCE_PRECISION_HINT")
+    print(f"CPU: {cpu_features()}; OpenVINO's default precision hint here: {default}")
+    print(f"x ORT fp32 b16: speed at batch 16 (LATENCY, {THREADS} threads)")
+    print(
+        f"{'OpenVINO runs':<36} | {'agree':>6} | {'conf.':>6} | {'cos mean':>8} | {'cos min':>7} | {'x ORT fp32 b16':>14}"
+    )
+    results = []
+    for name, (path, precision) in variants.items():
+        compiled = _ov_compiled(path, precision=precision)
+        r = _score(ref, _ov_run_all(compiled, held))
+        r["speed_vs_ort_fp32_b16"] = _time(_ov_infer(compiled), held[:16], args.seconds) / base
+        print(
+            f"{name:<36} | {r['agree']:6.1%} | {r['agree_confident']:6.1%} | {r['cos_mean']:8.4f} | "
+            f"{r['cos_min']:7.4f} | {r['speed_vs_ort_fp32_b16']:14.2f}",
+            flush=True,
+        )
+        results.append({"variant": name, **r})
+    print("goals: agree >= 93 %, confident >= 99 %, cosine >= 0.993")
+    print(f"load average {os.getloadavg()[0]:.1f} (1 min) on {os.cpu_count()} cores")
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="what", required=True)
     sp = sub.add_parser("speed")
     sp.add_argument("--calib", type=int, default=128)
     sp.add_argument("--seconds", type=float, default=3.0)
+    tw = sub.add_parser("towers")
+    tw.add_argument("--bundle", default="", help="bundle folder (default: the starter)")
+    tw.add_argument("--seconds", type=float, default=3.0)
     ac = sub.add_parser("accuracy")
     ac.add_argument("--calib", type=int, default=256)
     ac.add_argument("--eval", type=int, default=256)
@@ -265,10 +439,17 @@ def main() -> None:
     )
     ac.add_argument("--seconds", type=float, default=2.0)
     ac.add_argument("--json", default="")
+    ac.add_argument(
+        "--openvino", action="store_true", help="OpenVINO's candidate towers instead of the recipes"
+    )
+    ac.add_argument("--no-nncf", action="store_true", help="skip the NNCF row (with --openvino)")
     ac.add_argument("recipes", nargs="*", help="recipe names, or QuantConfig overrides as JSON")
     args = ap.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", str(THREADS))
-    speed(args) if args.what == "speed" else accuracy(args)
+    if args.what == "accuracy" and args.openvino:
+        accuracy_openvino(args)
+    else:
+        {"speed": speed, "towers": towers, "accuracy": accuracy}[args.what](args)
 
 
 if __name__ == "__main__":
