@@ -806,3 +806,24 @@ def test_tag_on_a_v1_database_migrates_it_and_resumes(tmp_path):
         assert [p.position for p in media[done].predictions] == [1]
         assert len(media) == len(names) and {m.kind for m in media.values()} == {"photo"}
         assert [run.status for run in reader.runs()] == ["finished", "finished"]
+
+
+def test_a_writer_that_fails_stops_the_run_with_one_error_and_never_hangs(tmp_path):
+    db = tmp_path / "d.db"
+    bad = Decision((Prediction(0, "Vulpes vulpes", "", "not a number"),), 0, "Vulpes vulpes", "species", 0.9)
+    with (
+        pytest.raises(UserError, match="database writer failed") as e,
+        Store(db, StoreConfig(batch=1, queue_size=2)) as store,
+    ):
+        store.start_run(RunInfo("tag", "/"))
+        store.put(MediaRecord("/good.jpg", decision=decision()))
+        store.put(MediaRecord("/bad.jpg", decision=bad))
+        for i in range(200):  # a full queue must not block forever behind a dead writer
+            store.put(MediaRecord(f"/{i}.jpg", decision=decision()))
+    assert "\n" not in str(e.value) and not store._thread.is_alive()
+    with Reader(db) as r:
+        rows = list(r.iter_media())
+        assert [m.path for m in rows] == ["/good.jpg"] and len(
+            rows[0].predictions
+        ) == 3  # bad batch rolled back
+        assert r.runs()[0].status == "interrupted"

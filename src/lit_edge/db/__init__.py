@@ -15,8 +15,9 @@ while the writer thread already wrote raw SQL. Its one feature that could serve 
 ``table.transform()`` for migrations, rebuilds a table by copying it; the v1 -> v2 migration
 needs only ``ALTER TABLE ... ADD COLUMN`` / ``RENAME COLUMN`` (SQLite 3.25+), which does not
 touch the rows (26x faster than a rebuild on 20,000 photos) and keeps row ids, which annotations
-point at. Importing it after numpy and typer (which the runtime loads anyway) took 221 ms against
-9 ms for ``sqlite3`` (2 MB more RSS), out of a 1.5 s budget to the first prediction
-(``bench/bench_db.py``, a 2-core machine at load 14: compare the ratio). So the dependency is
-dropped, and the DDL is written out in ``schema.py`` where a reviewer can read it.
+point at. Importing it after numpy and typer (which the runtime loads anyway) took 0.2-1.6 s
+across runs against 2-9 ms for ``sqlite3``, with 2 MB more RSS, out of a 1.5 s budget to the first
+prediction (``bench/bench_db.py`` on a 2-core machine at load 14, so the ratio is what to read).
+So the dependency is dropped, and the DDL is written out in ``schema.py`` where a reviewer can
+read it.
 """

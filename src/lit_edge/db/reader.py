@@ -378,9 +378,11 @@ class Reader:
             for k, status, name, rank, has, passes, d, n, total, best in rows
         ]
 
-    def common_names(self, names: Iterable[str]) -> dict[str, str]:
-        """scientific name -> a common name the predictions give it (names without one left out)."""
+    def common_names(self, names: Iterable[str], *, run_id: int | None = None) -> dict[str, str]:
+        """scientific name -> a common name the predictions (of one run's media) give it, if any."""
         names = sorted(set(names))
+        cond, args = self._where(run_id, None)
+        media = f"AND media_id IN (SELECT id FROM media {cond}) " if cond else ""
         out: dict[str, str] = {}
         for start in range(0, len(names), 500):
             part = names[start : start + 500]
@@ -388,8 +390,8 @@ class Reader:
                 "predictions",
                 ("scientific_name", "common_name MIN({})"),
                 f"WHERE scientific_name IN ({', '.join('?' for _ in part)}) AND common_name != '' "
-                "GROUP BY scientific_name",
-                part,
+                f"{media}GROUP BY scientific_name",
+                [*part, *args],
             )
             out.update(dict(rows))
         return out

@@ -129,7 +129,7 @@ def _count(reader: Reader, run_id: int | None, rule: DecisionRule, max_failures:
         failures[failure_reason(m)] += 1
         if len(first_failures) < max_failures:
             first_failures.append((m.path, m.error or ""))
-    common = reader.common_names(name for name, _ in scores)
+    common = reader.common_names((name for name, _ in scores), run_id=run_id)
     verified_by_type: Counter[str] = Counter()
     verified_taxa: Counter[str] = Counter()
     verified_common: dict[str, str] = {}

@@ -302,6 +302,8 @@ class Store:
                 self._q.put(None)
                 self._thread.join()
             if self.run_id is not None:
+                if self._error is not None:  # records were lost: the run did not finish
+                    status = schema.INTERRUPTED
                 self.conn.execute(
                     "UPDATE runs SET status = ?, finished_at = ? WHERE id = ?",
                     [status or self.outcome, utcnow(), self.run_id],
