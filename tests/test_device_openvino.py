@@ -212,3 +212,25 @@ def test_starter_tower_on_openvino_agrees_with_onnxruntime_fp32(fieldset):
     assert cos.min() >= 0.98, cos
     scores_ref, scores = ref @ starter.text_embeddings.T, got @ starter.text_embeddings.T
     assert (scores_ref.argmax(1) == scores.argmax(1)).mean() >= 0.9
+
+
+def test_auto_on_openvino_does_not_load_onnxruntime(bundle):
+    """Backends are probed in turn: once OpenVINO opens, ONNX Runtime (30 MB) is never imported."""
+    import platform
+
+    if platform.machine().lower() not in ("x86_64", "amd64"):
+        pytest.skip("auto picks OpenVINO only on x86-64")
+    code = (
+        "import sys\n"
+        "from lit_edge.bundle import load\n"
+        "from lit_edge.device import backends\n"
+        "from lit_edge.device.config import BackendConfig\n"
+        f"b = backends.create(load({str(bundle.root)!r}), BackendConfig())\n"
+        "print(b.name, 'onnxruntime' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    name, loaded = out.stdout.split()
+    if name != "openvino":
+        pytest.skip(f"a GPU backend ({name}) comes first on this machine")
+    assert loaded == "False"
