@@ -22,7 +22,8 @@ Measured side by side in one run on this machine (the issue's goals in brackets)
 
 - the CPU backends side by side (``--only backends``, also at the end of a full run): ``tag`` with
   ONNX Runtime's INT8 against OpenVINO's (default, and fp32) on both photo sets,
-  alternating; the first result with a cold and a warm compiled-model cache.
+  alternating; `detect` on the 720p video per backend; the first result with a cold and a warm
+  compiled-model cache.
 
 The CPU's model and features (avx2, avx512_vnni, ...) are printed first: INT8 speed depends on them.
 
@@ -406,16 +407,16 @@ def bench_model(bundle_dir: Path, photos: list[Path], seconds: float = 3.0) -> d
     }
 
 
-def bench_detect(video: Path, bundle: Path, frames: int, workers: int = 1) -> dict:
+def bench_detect(video: Path, bundle: Path, frames: int, workers: int = 1, backend: str = "auto") -> dict:
     """``detect`` on the video in this process (its default: one worker on all cores)."""
-    from lit_edge.device.config import DetectConfig, EngineConfig
+    from lit_edge.device.config import BackendConfig, DetectConfig, EngineConfig
     from lit_edge.device.live import run_detect
 
     with tempfile.TemporaryDirectory() as tmp:
         cfg = DetectConfig(
             source=str(video),
             db=Path(tmp) / "d.db",
-            engine=EngineConfig(bundle=bundle),
+            engine=EngineConfig(bundle=bundle, backend=BackendConfig(backend)),
             status_every_s=0,
             print_detections=False,
             workers=workers,
@@ -585,7 +586,7 @@ def bench_first_cold_warm(photo: Path, bundle: Path, backend: str) -> list[tuple
     return [(wall, cpu) for wall, _, _, cpu in runs]
 
 
-def bench_backends(work: Path, photos_dir: Path, n: int, bundle: Path, repeat: int) -> None:
+def bench_backends(work: Path, photos_dir: Path, n: int, bundle: Path, repeat: int, frames: int) -> None:
     """ONNX Runtime against OpenVINO: tag files/s, CPU per file and peak RSS on the 500 px photos
     and the full-size camera traps (alternating runs, best kept), first result cold and warm."""
     from lit_edge.device import backends
@@ -605,6 +606,11 @@ def bench_backends(work: Path, photos_dir: Path, n: int, bundle: Path, repeat: i
             for k, extra in BACKEND_SETTINGS.items():
                 runs[s, k].append(bench_tag(folder, bundle, count, extra))
                 print(f"{s}: {k}: {runs[s, k][-1]['files_s']:.0f} files/s", flush=True)
+    video = make_video(work / f"video_720p_{frames}.avi", frames)
+    dets: dict[str, list[dict]] = {"onnxruntime-cpu": [], "openvino": []}
+    for _ in range(repeat):
+        for b in dets:
+            dets[b].append(bench_detect(video, bundle, frames, backend=b))
     rows = []
     for s in sets:
         ref = max(r["files_s"] for r in runs[s, next(iter(BACKEND_SETTINGS))])
@@ -618,6 +624,17 @@ def bench_backends(work: Path, photos_dir: Path, n: int, bundle: Path, repeat: i
                     ">= 250 f/s, <= 250 MB" if "openvino" in k and "default" in k else "",
                 )
             )
+    fps0 = max(r["fps"] for r in dets["onnxruntime-cpu"])
+    for b, runs_b in dets.items():
+        d = max(runs_b, key=lambda r: r["fps"])
+        rows.append(
+            (
+                f"detect 720p video, {b}: frames/s, processing p50/p99 ms",
+                f"{d['fps']:.1f}, {d['proc50']:.0f}/{d['proc99']:.0f}",
+                f"{d['fps'] / fps0:.2f}x ORT",
+                "",
+            )
+        )
     for b, (cold, *warm) in first.items():
         w = min(warm)
         rows.append(
@@ -662,7 +679,7 @@ def main() -> None:
     print(f"CPU: {cpu_features()}")
     print(f"bundle: {bundle}  photos: {len(photos)} x 500 px  cores: {cores}  load: {load1:.1f}", flush=True)
     if args.only == "backends":
-        bench_backends(work, photos_dir, len(photos), bundle, args.repeat)
+        bench_backends(work, photos_dir, len(photos), bundle, args.repeat, args.frames)
         print(f"\nload average (1 min): {load1:.1f} -> {os.getloadavg()[0]:.1f} on {cores} cores")
         return
     if args.only == "traps":
@@ -804,7 +821,7 @@ def main() -> None:
     rows = bench_traps(work, bundle, args.repeat, args.naive)
     if rows:
         _table("tag on 500 full-size camera-trap JPEGs (fieldset realtraps + stills, round robin)", rows)
-    bench_backends(work, photos_dir, len(photos), bundle, args.repeat)
+    bench_backends(work, photos_dir, len(photos), bundle, args.repeat, args.frames)
     print(f"load average (1 min) at the end: {os.getloadavg()[0]:.1f}")
 
 

@@ -126,7 +126,19 @@ class OpenVinoRunner:
         self.config, self.cache = cfg, cache
         self.properties = props
         self._local = threading.local()
-        log.info("OpenVINO %s: %s, cache %s", ov.get_version(), props, cache or "off")
+        self.from_cache = bool(cache is not None and self.compiled.get_property("LOADED_FROM_CACHE"))
+        log.info(
+            "OpenVINO %s on %s: %s, %d stream(s), %s threads, %s; %s",
+            ov.get_version().split("-")[0],
+            cpu_name(),
+            props["PERFORMANCE_HINT"],
+            cfg.streams,
+            cfg.threads or "all",
+            cfg.precision or "default precision",
+            f"compiled model loaded from {cache}"
+            if self.from_cache
+            else f"compiled (cache: {cache or 'off'})",
+        )
 
     def embed(self, batch: np.ndarray) -> np.ndarray:
         request = getattr(self._local, "request", None)
