@@ -148,22 +148,6 @@ def speed(args) -> None:
 # towers: ORT vs OpenVINO on a bundle's own files -----------------------------------------------
 
 
-def cpu_features() -> str:
-    """The CPU's name and the vector/INT8 features that decide which kernels run."""
-    from lit_edge.device.backends.ov import cpu_name
-
-    flags: set[str] = set()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("flags"):
-                flags = set(line.split(":", 1)[1].split())
-                break
-    except OSError:
-        pass
-    keep = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_int8", "amx_bf16")
-    return f"{cpu_name()}, {os.cpu_count()} cores, " + (" ".join(f for f in keep if f in flags) or "no AVX2")
-
-
 def _ov_compiled(path: Path, streams: int = 1, precision: str = ""):
     import openvino as ov
 
@@ -198,6 +182,8 @@ def _ov_streams(compiled, streams: int):
 
 
 def towers(args) -> None:
+    from bench_device import cpu_features  # the one CPU description the benches print
+
     from lit_edge.bundle import load
     from lit_edge.export import calib
     from lit_edge.paths import default_bundle_dir
@@ -311,19 +297,29 @@ def _run_exact(path: Path, images: np.ndarray) -> np.ndarray:
     )
 
 
-def accuracy(args) -> None:
-    from lit_edge.export import calib, quantize
+def _held_out(args, prefix: str) -> tuple[Path, Path, np.ndarray, np.ndarray, np.ndarray]:
+    """(work folder, fp32 logits graph, calibration crops, held-out crops, fp32 logits of those):
+    the tower's ImageNet logits, which the starter's embedding is made of, on crops of the sample
+    photos; calibration and evaluation crops differ by seed."""
+    from lit_edge.export import calib
     from lit_edge.export import onnx_export as ox
 
     tower, pre = _tower()
-    graph = ox.ImageGraph(tower.trunk, pre, normalize=False)  # ImageNet logits: what the embedding is made of
-    tmp = Path(tempfile.mkdtemp(prefix="bench-quant-"))
+    graph = ox.ImageGraph(tower.trunk, pre, normalize=False)
+    tmp = Path(tempfile.mkdtemp(prefix=prefix))
     fp32 = ox.export(graph, tmp / "logits.onnx", pre, output="embedding")
     photos = [img for _, img in calib.sample_photos()]
     crop = calib.CropConfig(scale=(args.min_area, 1.0))
     cal = calib.random_crops(photos, args.calib, pre, replace(crop, seed=0))
     held = calib.random_crops(photos, args.eval, pre, replace(crop, seed=1))
-    ref = ox.run_ort(fp32, held, threads=THREADS)
+    return tmp, fp32, cal, held, ox.run_ort(fp32, held, threads=THREADS)
+
+
+def accuracy(args) -> None:
+    from lit_edge.export import onnx_export as ox
+    from lit_edge.export import quantize
+
+    tmp, fp32, cal, held, ref = _held_out(args, "bench-quant-")
     s = _session(fp32)
     base = _time(lambda b: s.run(None, {"image": b}), held[:1], args.seconds)
     names = args.recipes or list(RECIPES)
@@ -387,18 +383,11 @@ def _nncf_quantize(fp32: Path, cal: np.ndarray, out: Path) -> Path:
 
 def accuracy_openvino(args) -> None:
     """Which tower suits OpenVINO: fp32 (and its bf16 hint), the bundle's two QDQ graphs, NNCF's own."""
-    from lit_edge.export import calib, quantize
-    from lit_edge.export import onnx_export as ox
+    from bench_device import cpu_features
 
-    tower, pre = _tower()
-    graph = ox.ImageGraph(tower.trunk, pre, normalize=False)
-    tmp = Path(tempfile.mkdtemp(prefix="bench-ov-"))
-    fp32 = ox.export(graph, tmp / "logits.onnx", pre, output="embedding")
-    photos = [img for _, img in calib.sample_photos()]
-    crop = calib.CropConfig(scale=(args.min_area, 1.0))
-    cal = calib.random_crops(photos, args.calib, pre, replace(crop, seed=0))
-    held = calib.random_crops(photos, args.eval, pre, replace(crop, seed=1))
-    ref = ox.run_ort(fp32, held, threads=THREADS)
+    from lit_edge.export import quantize
+
+    tmp, fp32, cal, held, ref = _held_out(args, "bench-ov-")
     s = _session(fp32)
     base = _time(lambda b: s.run(None, {"image": b}), held[:16], args.seconds)
     # "" = OpenVINO's own default precision for the CPU: bf16 where the CPU has AVX512_BF16 or AMX
