@@ -67,6 +67,21 @@ def test_second_start_loads_the_compiled_model_from_the_cache(bundle):
     assert other.cache != first.cache
 
 
+def test_a_damaged_cache_blob_is_compiled_again_not_an_error(bundle):
+    """A start killed while OpenVINO wrote its blob leaves a truncated file: the next start recompiles."""
+    from lit_edge.device.backends.ov import OpenVinoRunner
+
+    first = OpenVinoRunner(bundle, "fp32")
+    blobs = [p for p in first.cache.iterdir() if p.is_file()]
+    assert blobs
+    for p in blobs:
+        p.write_bytes(p.read_bytes()[:100])
+    again = OpenVinoRunner(bundle, "fp32")
+    assert again.from_cache is False
+    np.testing.assert_allclose(again.embed(_images(2)), first.embed(_images(2)), atol=1e-6)
+    assert OpenVinoRunner(bundle, "fp32").from_cache is True  # rewritten whole
+
+
 def test_a_bundle_that_cannot_hold_the_cache_caches_in_the_home(bundle, tmp_path, monkeypatch):
     from lit_edge.device.backends.ov import OpenVinoRunner
 
