@@ -157,3 +157,20 @@ def test_prepare_modes(mode):
 def test_min_decode_side_follows_crop_pct():
     assert min_decode_side(Preprocess(input_size=(224, 224), crop_pct=0.875)) == 256
     assert min_decode_side(Preprocess(input_size=(224, 224), resize_mode="squash")) == 224
+
+
+def test_a_mostly_complete_truncated_jpeg_is_decoded_from_its_top_rows(tmp_path):
+    """A card pulled early: the rows the file holds are decoded (and only those), with a warning."""
+    top = np.zeros((240, 320, 3), np.uint8)
+    top[:, :, 2] = np.linspace(0, 255, 320, dtype=np.uint8)  # a gradient, never one flat value per row
+    top[120:] = 255 - top[120:]
+    good = write_jpeg(tmp_path / "good.jpg", top).read_bytes()
+    cut = tmp_path / "cut.jpg"
+    cut.write_bytes(good[: int(len(good) * 0.9)])
+    d = decode_file(cut)
+    assert d.warning and "truncated JPEG" in d.warning
+    assert (d.width, d.height) == (320, 240)  # the photo's size, as its header says
+    assert 0.75 * 240 <= d.rgb.shape[0] < 240  # only the rows that are really there
+    assert np.abs(d.rgb[5].astype(int) - decode_file(tmp_path / "good.jpg").rgb[5]).max() < 40
+    rows = d.rgb.reshape(d.rgb.shape[0], -1)
+    assert (rows.min(axis=1) != rows.max(axis=1)).all()  # no flat padding band left

@@ -355,3 +355,19 @@ def test_each_photo_keeps_its_image_embedding_unless_asked_not_to(tmp_path, bund
     assert r.exit_code == 0, r.output
     assert _rows(without, "SELECT COUNT(*) FROM embeddings") == [(0,)]
     assert _rows(without, "SELECT COUNT(*) FROM media WHERE status = 'done'") == [(len(COLOURS),)]
+
+
+def test_a_photo_cut_short_late_is_classified_from_its_top_and_says_so(tmp_path, bundle):
+    photos = tmp_path / "card"
+    photos.mkdir()
+    whole = cv2.imencode(".jpg", cv2.cvtColor(solid(COLOURS["Viridis silva"], (300, 400)), cv2.COLOR_RGB2BGR))
+    data = whole[1].tobytes()
+    (photos / "pulled_early.jpg").write_bytes(data[: int(len(data) * 0.9)])
+    db = tmp_path / "t.db"
+    result = runner.invoke(
+        app, ["tag", str(photos), "--db", str(db), "--bundle", str(bundle), "--no-progress"]
+    )
+    assert result.exit_code == 0, result.output
+    status, error, name = _media(db)["pulled_early.jpg"][:3]
+    assert status == "done" and name == "Viridis silva"
+    assert error.startswith("truncated JPEG: classified the top")

@@ -64,6 +64,7 @@ class Decoded:
     file_size: int
     reduced: int = 1  # 1, 2, 4 or 8
     info: JpegInfo = JpegInfo()
+    warning: str | None = None  # decoded, but not all of it (a truncated JPEG's top part)
 
 
 def reduce_factor(width: int, height: int, min_side: int) -> int:
@@ -130,9 +131,15 @@ def _decode_jpeg(data: bytes, buf: np.ndarray, min_side: int) -> Decoded:
         raise DecodeError("corrupt JPEG: no frame header")
     factor = reduce_factor(info.width, info.height, min_side) if min_side else 1
     flags = _REDUCED[factor] if factor > 1 else (cv2.IMREAD_COLOR if _RGB is None else _RGB)
-    img = cv2.imdecode(buf, flags | cv2.IMREAD_IGNORE_ORIENTATION)
+    warning = None
     if _truncated(data):
-        raise DecodeError("truncated JPEG: the file ends before the image data does")
+        img, present = _decode_top(data, flags | cv2.IMREAD_IGNORE_ORIENTATION)
+        if img is None or present < MIN_PRESENT:
+            shown = f" (only {present:.0%} of its rows are there)" if img is not None else ""
+            raise DecodeError(f"truncated JPEG: the file ends before the image data does{shown}")
+        warning = f"truncated JPEG: classified the top {present:.0%} of the photo, the part the file holds"
+    else:
+        img = cv2.imdecode(buf, flags | cv2.IMREAD_IGNORE_ORIENTATION)
     if img is None:
         raise DecodeError("corrupt JPEG: OpenCV could not decode it")
     if factor > 1 or _RGB is None:
@@ -141,14 +148,49 @@ def _decode_jpeg(data: bytes, buf: np.ndarray, min_side: int) -> Decoded:
     w, h = info.width, info.height
     if info.orientation >= 5:  # transposed orientations swap the upright width and height
         w, h = h, w
-    return Decoded(rgb=img, width=w, height=h, file_size=len(data), reduced=factor, info=info)
+    return Decoded(
+        rgb=img, width=w, height=h, file_size=len(data), reduced=factor, info=info, warning=warning
+    )
+
+
+#: The least share of a truncated JPEG's rows worth classifying. A card pulled before the camera
+#: finished writing leaves the top of the photo intact, and that part is evidence worth a decision
+#: (the row says it was partial); a photo with most of its frame missing stays a failure, so that
+#: an answer about a sliver is not passed off as an answer about the photo.
+MIN_PRESENT = 2 / 3
+
+
+def _decode_top(data: bytes, flags: int) -> tuple[np.ndarray | None, float]:
+    """Decode a cut-short JPEG's rows that the file holds: ``(top rows, share of rows present)``.
+
+    OpenCV refuses a baseline JPEG whose data stops mid-scan; given an end-of-image marker it decodes
+    what is there and fills the rest with one flat value (libjpeg pads the missing blocks). The flat
+    band at the bottom is cut off, so the model sees only real pixels. A progressive JPEG decodes to
+    a whole (blurrier) frame with no flat band: all its rows count as present.
+    """
+    img = cv2.imdecode(np.frombuffer(data + b"\xff\xd9", dtype=np.uint8), flags)
+    if img is None:
+        return None, 0.0
+    rows = img.reshape(img.shape[0], -1)
+    flat = rows.min(axis=1) == rows.max(axis=1)
+    fill = rows[-1, 0]
+    if not flat[-1]:
+        return img, 1.0
+    missing = 0
+    for r in range(img.shape[0] - 1, -1, -1):
+        if not flat[r] or rows[r, 0] != fill:
+            break
+        missing += 1
+    present = img.shape[0] - missing
+    return (img[:present] if present else None), present / img.shape[0]
 
 
 def _truncated(data: bytes) -> bool:
     """A JPEG with no end-of-image marker after its last scan was cut short.
 
-    OpenCV (libjpeg) decodes a cut-short file anyway, filling the rest with grey and only printing
-    a warning, so without this check a half-copied photo would be classified as if it were whole.
+    OpenCV (libjpeg) may decode a cut-short file anyway, filling the rest with grey and only printing
+    a warning, so without this check a half-copied photo would be classified as if it were whole
+    (:func:`_decode_top` keeps only the rows the file holds).
     Entropy-coded data never holds a literal FFD9, and a trailer after the image is allowed.
     Truncated means: no start-of-scan, or one after the last end-of-image (an EXIF thumbnail
     has its own pair, so "any EOI" is not enough). Searched from the end of the image, not over

@@ -81,6 +81,7 @@ def load_photo(path: Path, key: str, engine: Engine) -> Loaded:
         rec.status, rec.error = "failed", f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
         return Loaded([Sample(rec)])
     info = dec.info
+    rec.error = dec.warning  # a photo classified from part of itself says so (its status stays done)
     rec.width, rec.height = dec.width, dec.height
     rec.latitude, rec.longitude, rec.altitude = info.latitude, info.longitude, info.altitude
     if info.datetime_original:
