@@ -20,6 +20,11 @@ Measured side by side in one run on this machine (the issue's goals in brackets)
   the decision) run by one plain thread per core over the same files with no pipeline, ordering or
   database, alternated with ``tag`` in the same minutes (>= 90 % of it, >= 5x naive).
 
+- the CPU backends side by side (``--only backends``, also at the end of a full run): ``tag`` with
+  ONNX Runtime's INT8 against OpenVINO's (default, and fp32) on both photo sets,
+  alternating; `detect` on the 720p video per backend; the first result with a cold and a warm
+  compiled-model cache.
+
 The CPU's model and features (avx2, avx512_vnni, ...) are printed first: INT8 speed depends on them.
 
 The model is the starter bundle at ``lit_edge.paths.default_bundle_dir()`` when it exists; otherwise
@@ -31,6 +36,7 @@ is what costs time). Everything is cached under ``$LIT_EDGE_HOME/bench/device``.
     .venv/bin/python bench/bench_device.py            # full run: 1,000 photos, 300 naive, 300 frames
     .venv/bin/python bench/bench_device.py --quick    # 200 photos, 60 naive, 90 frames
     .venv/bin/python bench/bench_device.py --only traps   # the full-size camera-trap rows alone
+    .venv/bin/python bench/bench_device.py --only backends   # ONNX Runtime vs OpenVINO, side by side
 
 The load average is printed with the table: other work on these cores lowers every files/s, the
 ratios (measured in the same minutes) much less.
@@ -401,16 +407,16 @@ def bench_model(bundle_dir: Path, photos: list[Path], seconds: float = 3.0) -> d
     }
 
 
-def bench_detect(video: Path, bundle: Path, frames: int, workers: int = 1) -> dict:
+def bench_detect(video: Path, bundle: Path, frames: int, workers: int = 1, backend: str = "auto") -> dict:
     """``detect`` on the video in this process (its default: one worker on all cores)."""
-    from lit_edge.device.config import DetectConfig, EngineConfig
+    from lit_edge.device.config import BackendConfig, DetectConfig, EngineConfig
     from lit_edge.device.live import run_detect
 
     with tempfile.TemporaryDirectory() as tmp:
         cfg = DetectConfig(
             source=str(video),
             db=Path(tmp) / "d.db",
-            engine=EngineConfig(bundle=bundle),
+            engine=EngineConfig(bundle=bundle, backend=BackendConfig(backend)),
             status_every_s=0,
             print_detections=False,
             workers=workers,
@@ -558,6 +564,93 @@ def bench_traps(
     )
 
 
+#: tag's settings per CPU backend, compared side by side (alternating) by ``--only backends``
+BACKEND_SETTINGS = {
+    "onnxruntime-cpu, INT8 (int8_cpu), default": ["--backend", "onnxruntime-cpu"],
+    "openvino, INT8 (int8_tensorrt), default": ["--backend", "openvino"],
+    "openvino, --precision fp32": ["--backend", "openvino", "--precision", "fp32"],
+}
+
+
+def bench_first_cold_warm(photo: Path, bundle: Path, backend: str) -> list[tuple[float, float]]:
+    """(wall s, CPU s) from launch to exit of ``tag`` on one photo: on a fresh copy of the bundle
+    (no compiled-model cache: cold), then two more starts on that copy (warm)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        copy = Path(tmp) / "bundle"
+        shutil.copytree(bundle, copy, ignore=shutil.ignore_patterns("engines"))
+        one = Path(tmp) / "one"
+        one.mkdir()
+        shutil.copy(photo, one / photo.name)
+        cmd = [*CLI, "tag", str(one), "--bundle", str(copy), "--no-progress", "--backend", backend]
+        runs = [run_child([*cmd, "--db", str(Path(tmp) / f"{i}.db")]) for i in range(3)]
+    return [(wall, cpu) for wall, _, _, cpu in runs]
+
+
+def bench_backends(work: Path, photos_dir: Path, n: int, bundle: Path, repeat: int, frames: int) -> None:
+    """ONNX Runtime against OpenVINO: tag files/s, CPU per file and peak RSS on the 500 px photos
+    and the full-size camera traps (alternating runs, best kept), first result cold and warm."""
+    from lit_edge.device import backends
+
+    if "openvino" not in backends.available():
+        print("OpenVINO is not installed (pip install 'lit-edge[openvino]'): backend rows skipped")
+        return
+    first = {
+        b: bench_first_cold_warm(next(photos_dir.iterdir()), bundle, b)
+        for b in ("onnxruntime-cpu", "openvino")
+    }
+    traps = make_trap_set(work / "traps_500", 500)
+    sets = {"500 px": (photos_dir, n)} | ({"camera traps": (traps[0].parent, len(traps))} if traps else {})
+    runs: dict[tuple[str, str], list[dict]] = {(s, k): [] for s in sets for k in BACKEND_SETTINGS}
+    for _ in range(repeat):  # alternate, so a burst of other work hits every setting
+        for s, (folder, count) in sets.items():
+            for k, extra in BACKEND_SETTINGS.items():
+                runs[s, k].append(bench_tag(folder, bundle, count, extra))
+                print(f"{s}: {k}: {runs[s, k][-1]['files_s']:.0f} files/s", flush=True)
+    video = make_video(work / f"video_720p_{frames}.avi", frames)
+    dets: dict[str, list[dict]] = {"onnxruntime-cpu": [], "openvino": []}
+    for _ in range(repeat):
+        for b in dets:
+            dets[b].append(bench_detect(video, bundle, frames, backend=b))
+    rows = []
+    for s in sets:
+        ref = max(r["files_s"] for r in runs[s, next(iter(BACKEND_SETTINGS))])
+        for k in BACKEND_SETTINGS:
+            best = max(runs[s, k], key=lambda r: r["files_s"])
+            rows.append(
+                (
+                    f"{s}: {k}",
+                    f"{best['files_s']:.0f} f/s, {best['cpu_ms']:.1f} ms CPU",
+                    f"{best['files_s'] / ref:.2f}x ORT, {max(r['rss_mb'] for r in runs[s, k]):.0f} MB",
+                    ">= 250 f/s, <= 250 MB" if "openvino" in k and "default" in k else "",
+                )
+            )
+    fps0 = max(r["fps"] for r in dets["onnxruntime-cpu"])
+    for b, runs_b in dets.items():
+        d = max(runs_b, key=lambda r: r["fps"])
+        rows.append(
+            (
+                f"detect 720p video, {b}: frames/s, processing p50/p99 ms",
+                f"{d['fps']:.1f}, {d['proc50']:.0f}/{d['proc99']:.0f}",
+                f"{d['fps'] / fps0:.2f}x ORT",
+                "",
+            )
+        )
+    for b, (cold, *warm) in first.items():
+        w = min(warm)
+        rows.append(
+            (
+                f"first result, {b}: cold / warm cache (wall s)",
+                f"{cold[0]:.2f} / {w[0]:.2f}",
+                "",
+                "<= 1.5 warm",
+            )
+        )
+        rows.append((f"first result, {b}: cold / warm cache (CPU s)", f"{cold[1]:.2f} / {w[1]:.2f}", "", ""))
+    _table(
+        f"tag per CPU backend (best of {repeat} alternating runs; files/s, CPU ms per file, peak RSS)", rows
+    )
+
+
 def _table(title: str, rows: list[tuple[str, str, str, str]]) -> None:
     w0 = max(len(r[0]) for r in rows)
     print(f"\n{title}\n{'measure'.ljust(w0)}  {'value':>12}  {'ratio':>18}  goal")
@@ -572,7 +665,7 @@ def main() -> None:
     ap.add_argument("--frames", type=int, default=300, help="720p video frames for detect")
     ap.add_argument("--repeat", type=int, default=2, help="alternating runs of each tag setting (best kept)")
     ap.add_argument("--quick", action="store_true", help="small sizes for a smoke run")
-    ap.add_argument("--only", choices=["traps"], help="run only these rows")
+    ap.add_argument("--only", choices=["traps", "backends"], help="run only these rows")
     args = ap.parse_args()
     if args.quick:
         args.n, args.naive, args.frames = 200, 60, 90
@@ -585,6 +678,10 @@ def main() -> None:
     load1 = os.getloadavg()[0]
     print(f"CPU: {cpu_features()}")
     print(f"bundle: {bundle}  photos: {len(photos)} x 500 px  cores: {cores}  load: {load1:.1f}", flush=True)
+    if args.only == "backends":
+        bench_backends(work, photos_dir, len(photos), bundle, args.repeat, args.frames)
+        print(f"\nload average (1 min): {load1:.1f} -> {os.getloadavg()[0]:.1f} on {cores} cores")
+        return
     if args.only == "traps":
         rows = bench_traps(work, bundle, args.repeat, args.naive)
         load2 = os.getloadavg()[0]
@@ -724,7 +821,8 @@ def main() -> None:
     rows = bench_traps(work, bundle, args.repeat, args.naive)
     if rows:
         _table("tag on 500 full-size camera-trap JPEGs (fieldset realtraps + stills, round robin)", rows)
-        print(f"load average (1 min) at the end: {os.getloadavg()[0]:.1f}")
+    bench_backends(work, photos_dir, len(photos), bundle, args.repeat, args.frames)
+    print(f"load average (1 min) at the end: {os.getloadavg()[0]:.1f}")
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
     .venv/bin/python bench/bench_export.py speed      # torch eager vs ORT fp32 vs ORT INT8, batch 1 and 16
     .venv/bin/python bench/bench_export.py accuracy   # INT8 recipes vs fp32 on held-out real crops
     .venv/bin/python bench/bench_export.py time       # where `export bundle`'s minutes go, per --flavours
+    .venv/bin/python bench/bench_export.py towers     # a bundle's tower files: ORT vs OpenVINO, batch 1 and 16
 
 Both use the real EfficientNet-Lite0 tower (the packaged ImageNet weights). The accuracy table
 compares the ImageNet classifier output of the tower, which the starter's embedding is a function
@@ -71,6 +72,23 @@ def _time(fn, batch: np.ndarray, min_s: float = 3.0, warmup: int = 2) -> float:
     return statistics.median(rates)
 
 
+def _race(fns: dict, batch: np.ndarray, seconds: float) -> dict[str, float]:
+    """CPU ms per image of each of ``fns``, called in turn (one call each, round after round) for
+    ``seconds``: the median of the process's CPU time per call. Only one of them runs at a time, so
+    the process's CPU time is that call's work (threads that spin instead of sleeping count
+    against it); unlike images per second, it hardly moves when other work shares the cores."""
+    for fn in fns.values():
+        fn(batch)
+    cpu: dict[str, list[float]] = {k: [] for k in fns}
+    t_end = time.perf_counter() + seconds
+    while time.perf_counter() < t_end or min(len(v) for v in cpu.values()) < 5:
+        for k, fn in fns.items():
+            c0 = time.process_time()
+            fn(batch)
+            cpu[k].append(1000 * (time.process_time() - c0) / len(batch))
+    return {k: float(np.median(v)) for k, v in cpu.items()}
+
+
 # speed -----------------------------------------------------------------------------------------
 
 
@@ -124,6 +142,91 @@ def speed(args) -> None:
         "ORT INT8 (cpu): the bundle's int8_cpu recipe (first 3 convs float, u8 dense weights);\n"
         "all layers: every conv INT8 with ORT's default u8s8 (least accurate on AVX2, and no faster:\n"
         "the 112x112 stem and first block run faster as fp32 NCHWc convs than as int8)"
+    )
+    print(f"load average {os.getloadavg()[0]:.1f} (1 min) on {os.cpu_count()} cores")
+
+
+# towers: ORT vs OpenVINO on a bundle's own files -----------------------------------------------
+
+
+def _ov_compiled(path: Path, streams: int = 1, precision: str = ""):
+    import openvino as ov
+
+    from lit_edge.device.backends.ov import OpenVinoConfig, properties
+
+    cfg = OpenVinoConfig(streams=streams, threads=THREADS, precision=precision, cache=False)
+    return ov.Core().compile_model(str(path), "CPU", properties(cfg, None))
+
+
+def _ov_infer(compiled):
+    req = compiled.create_infer_request()
+
+    def run(b):
+        req.infer({"image": b})
+        return req.get_tensor("embedding").data
+
+    return run
+
+
+def _ov_streams(compiled, streams: int):
+    """``streams`` requests at once from as many threads (what tag's workers do)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    pool = ThreadPoolExecutor(streams)
+    runs = [_ov_infer(compiled) for _ in range(streams)]
+
+    def run(b):
+        parts = np.array_split(b, streams)
+        list(pool.map(lambda rp: rp[0](rp[1]), zip(runs, parts, strict=True)))
+
+    return run
+
+
+def towers(args) -> None:
+    from bench_device import cpu_features  # the one CPU description the benches print
+
+    from lit_edge.bundle import load
+    from lit_edge.export import calib
+    from lit_edge.paths import default_bundle_dir
+
+    bundle = load(Path(args.bundle) if args.bundle else default_bundle_dir())
+    pre = bundle.manifest.preprocess
+    photos = calib.calibration_set(pre, n=16, seed=99)
+    print(
+        f"\ntowers of {bundle.root}: CPU ms per image (median of calls taken in turn, "
+        f"{args.seconds:.0f} s per column, {THREADS} threads), one run"
+    )
+    print(f"CPU: {cpu_features()}")
+    print(
+        f"{'tower file':<26} | {'batch':>5} | {'ORT':>6} | {'OV lat.':>7} | {'OV 2 str.':>9} | "
+        f"{'OV bf16':>7} | {'ORT/OV lat.':>11} | {'ORT/OV best':>11} | {'OV best, img/s on 2 idle cores':>30}",
+        flush=True,
+    )
+    for name in sorted(bundle.manifest.image_towers.values()):
+        path = bundle.root / name
+        sess = _session(path)
+        lat, thr = _ov_compiled(path, precision="f32"), _ov_compiled(path, streams=THREADS, precision="f32")
+        bf16 = _ov_compiled(path, precision="bf16")
+        for bs in (1, 16):
+            runs = {
+                "ort": lambda b, s=sess: s.run(None, {"image": b}),
+                "lat": _ov_infer(lat),
+                "bf16": _ov_infer(bf16),
+            }
+            if bs >= THREADS:
+                runs["str"] = _ov_streams(thr, THREADS)
+            r = _race(runs, photos[:bs], args.seconds * len(runs))
+            best = min(v for k, v in r.items() if k != "ort")
+            print(
+                f"{name:<26} | {bs:>5} | {r['ort']:6.1f} | {r['lat']:7.1f} | {r.get('str', float('nan')):9.1f} | "
+                f"{r['bf16']:7.1f} | {r['ort'] / r['lat']:11.2f} | {r['ort'] / best:11.2f} | {2000 / best:30.0f}",
+                flush=True,
+            )
+    print(
+        "OV lat.: one request, PERFORMANCE_HINT=LATENCY on both threads (detect); OV 2 str.: the batch\n"
+        "split over two requests on two streams from two threads (tag's workers); both with\n"
+        "INFERENCE_PRECISION_HINT=f32 (the runtime's); OV bf16: LATENCY with the bf16 hint (OpenVINO's\n"
+        "default where the CPU has AVX512_BF16/AMX)"
     )
     print(f"load average {os.getloadavg()[0]:.1f} (1 min) on {os.cpu_count()} cores")
 
@@ -195,19 +298,29 @@ def _run_exact(path: Path, images: np.ndarray) -> np.ndarray:
     )
 
 
-def accuracy(args) -> None:
-    from lit_edge.export import calib, quantize
+def _held_out(args, prefix: str) -> tuple[Path, Path, np.ndarray, np.ndarray, np.ndarray]:
+    """(work folder, fp32 logits graph, calibration crops, held-out crops, fp32 logits of those):
+    the tower's ImageNet logits, which the starter's embedding is made of, on crops of the sample
+    photos; calibration and evaluation crops differ by seed."""
+    from lit_edge.export import calib
     from lit_edge.export import onnx_export as ox
 
     tower, pre = _tower()
-    graph = ox.ImageGraph(tower.trunk, pre, normalize=False)  # ImageNet logits: what the embedding is made of
-    tmp = Path(tempfile.mkdtemp(prefix="bench-quant-"))
+    graph = ox.ImageGraph(tower.trunk, pre, normalize=False)
+    tmp = Path(tempfile.mkdtemp(prefix=prefix))
     fp32 = ox.export(graph, tmp / "logits.onnx", pre, output="embedding")
     photos = [img for _, img in calib.sample_photos()]
     crop = calib.CropConfig(scale=(args.min_area, 1.0))
     cal = calib.random_crops(photos, args.calib, pre, replace(crop, seed=0))
     held = calib.random_crops(photos, args.eval, pre, replace(crop, seed=1))
-    ref = ox.run_ort(fp32, held, threads=THREADS)
+    return tmp, fp32, cal, held, ox.run_ort(fp32, held, threads=THREADS)
+
+
+def accuracy(args) -> None:
+    from lit_edge.export import onnx_export as ox
+    from lit_edge.export import quantize
+
+    tmp, fp32, cal, held, ref = _held_out(args, "bench-quant-")
     s = _session(fp32)
     base = _time(lambda b: s.run(None, {"image": b}), held[:1], args.seconds)
     names = args.recipes or list(RECIPES)
@@ -299,12 +412,85 @@ def export_time(args) -> None:
     )
 
 
+def _ov_run_all(compiled, images: np.ndarray) -> np.ndarray:
+    run = _ov_infer(compiled)
+    return np.concatenate([np.array(run(images[i : i + 16])) for i in range(0, len(images), 16)])
+
+
+def _nncf_quantize(fp32: Path, cal: np.ndarray, out: Path) -> Path:
+    """NNCF's post-training quantization of the fp32 graph (its default preset), saved as OpenVINO IR."""
+    import nncf
+    import openvino as ov
+
+    model = ov.Core().read_model(str(fp32))
+    data = nncf.Dataset([cal[i : i + 1] for i in range(len(cal))])
+    q = nncf.quantize(model, data, subset_size=len(cal))
+    ov.save_model(q, str(out))
+    return out
+
+
+def accuracy_openvino(args) -> None:
+    """Which tower suits OpenVINO: fp32 (and its bf16 hint), the bundle's two QDQ graphs, NNCF's own."""
+    from bench_device import cpu_features
+
+    from lit_edge.export import quantize
+
+    tmp, fp32, cal, held, ref = _held_out(args, "bench-ov-")
+    s = _session(fp32)
+    base = _time(lambda b: s.run(None, {"image": b}), held[:16], args.seconds)
+    # "" = OpenVINO's own default precision for the CPU: bf16 where the CPU has AVX512_BF16 or AMX
+    variants: dict[str, tuple[Path, str]] = {
+        "fp32, f32 hint": (fp32, "f32"),
+        "fp32, default hint": (fp32, ""),
+    }
+    for target in ("tensorrt", "cpu"):
+        t0 = time.perf_counter()
+        q = quantize.quantize(fp32, tmp / f"int8_{target}.onnx", cal, quantize.QuantConfig(target=target))
+        print(f"quantized int8_{target} in {time.perf_counter() - t0:.0f} s", flush=True)
+        variants[f"int8_{target} QDQ, f32 hint"] = (q, "f32")
+        variants[f"int8_{target} QDQ, default hint"] = (q, "")
+    if not args.no_nncf:
+        try:
+            t0 = time.perf_counter()
+            nncf_ir = _nncf_quantize(fp32, cal, tmp / "nncf.xml")
+            variants["NNCF PTQ of fp32, f32 hint"] = (nncf_ir, "f32")
+            variants["NNCF PTQ of fp32, default hint"] = (nncf_ir, "")
+            print(f"NNCF quantized in {time.perf_counter() - t0:.0f} s", flush=True)
+        except ImportError:
+            print("nncf is not installed: no NNCF row")
+    print(f"\nOpenVINO towers vs ORT fp32 on {args.eval} held-out crops ({args.calib} calibration crops)")
+    default = _ov_compiled(fp32).get_property("INFERENCE_PRECISION_HINT")
+    print(f"CPU: {cpu_features()}; OpenVINO's default precision hint here: {default}")
+    print(f"x ORT fp32 b16: speed at batch 16 (LATENCY, {THREADS} threads)")
+    print(
+        f"{'OpenVINO runs':<36} | {'agree':>6} | {'conf.':>6} | {'cos mean':>8} | {'cos min':>7} | {'x ORT fp32 b16':>14}"
+    )
+    results = []
+    for name, (path, precision) in variants.items():
+        compiled = _ov_compiled(path, precision=precision)
+        r = _score(ref, _ov_run_all(compiled, held))
+        r["speed_vs_ort_fp32_b16"] = _time(_ov_infer(compiled), held[:16], args.seconds) / base
+        print(
+            f"{name:<36} | {r['agree']:6.1%} | {r['agree_confident']:6.1%} | {r['cos_mean']:8.4f} | "
+            f"{r['cos_min']:7.4f} | {r['speed_vs_ort_fp32_b16']:14.2f}",
+            flush=True,
+        )
+        results.append({"variant": name, **r})
+    print("goals: agree >= 93 %, confident >= 99 %, cosine >= 0.993")
+    print(f"load average {os.getloadavg()[0]:.1f} (1 min) on {os.cpu_count()} cores")
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="what", required=True)
     sp = sub.add_parser("speed")
     sp.add_argument("--calib", type=int, default=128)
     sp.add_argument("--seconds", type=float, default=3.0)
+    tw = sub.add_parser("towers")
+    tw.add_argument("--bundle", default="", help="bundle folder (default: the starter)")
+    tw.add_argument("--seconds", type=float, default=3.0)
     ac = sub.add_parser("accuracy")
     ac.add_argument("--calib", type=int, default=256)
     ac.add_argument("--eval", type=int, default=256)
@@ -313,6 +499,10 @@ def main() -> None:
     )
     ac.add_argument("--seconds", type=float, default=2.0)
     ac.add_argument("--json", default="")
+    ac.add_argument(
+        "--openvino", action="store_true", help="OpenVINO's candidate towers instead of the recipes"
+    )
+    ac.add_argument("--no-nncf", action="store_true", help="skip the NNCF row (with --openvino)")
     ac.add_argument("recipes", nargs="*", help="recipe names, or QuantConfig overrides as JSON")
     tm = sub.add_parser("time")
     tm.add_argument("--model", default="lit-effnetlite0-minilm")
@@ -320,7 +510,10 @@ def main() -> None:
     tm.add_argument("flavours", nargs="*", default=["fp32,int8_cpu,int8_tensorrt", "fp32,int8_cpu", "fp32"])
     args = ap.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", str(THREADS))
-    {"speed": speed, "accuracy": accuracy, "time": export_time}[args.what](args)
+    if args.what == "accuracy" and args.openvino:
+        accuracy_openvino(args)
+    else:
+        {"speed": speed, "towers": towers, "accuracy": accuracy, "time": export_time}[args.what](args)
 
 
 if __name__ == "__main__":

@@ -68,6 +68,12 @@ CAMERA = "needs a camera (CSI or V4L2) on this machine"
 CLUSTER = "needs a Slurm cluster"
 EIGHT_GPUS = "needs 8 GPUs and the ViT-L/16 weights (a local .safetensors this machine lacks)"
 JETSON = "sets up a Jetson (system user, /opt, /etc, systemd): changes the host"
+SERVER = "starts the review web server, which runs until stopped; tests/test_review_*.py drive it in Chromium"
+SHARDS = CLUSTER + "; tests/test_slurm.py runs the array and the merge on a one-machine cluster"
+VERIFIED = (
+    "needs databases with people's verifications (made in 'lit-edge review'); "
+    "tests/test_learn_db.py runs learn, retag and tag on real ones"
+)
 INSTALL = "installs packages into a virtualenv (network); the suite runs from the installed tree"
 
 #: The docs' example paths and what they stand for in the test's workspace (``{name}`` fields are
@@ -83,6 +89,7 @@ PLACEHOLDERS = {
     "/tmp/contrastive": "{work}/starter-contrastive",
     "CHECKPOINT": "{ckpt}",
     "rtsp://192.168.1.20/stream": "{video}",
+    "DJI_0042.MP4": "{video}",
 }
 
 #: What a page takes as given before its first command (run in the page's workspace).
@@ -91,6 +98,38 @@ GIVEN = {
 }
 
 COMMANDS: dict[str, Run | Skip] = {
+    # video, review, learn, cluster and device pages (added as those landed)
+    "lit-edge tag /media/card/DCIM --video-every 2": Run(),
+    "lit-edge tag DJI_0042.MP4 --utc-offset +02:00": Run(),
+    "lit-edge review card.db": Skip(SERVER),
+    "lit-edge review card.db --reviewer 'A. Smith' --no-browser --port 8800": Skip(SERVER),
+    "sbatch --array=0-15 device/tag_array.sh /data/photos /scratch/dbs": Skip(SHARDS),
+    "lit-edge db merge photos.db '/scratch/dbs/lit-edge.shard-*.db'": Skip(SHARDS),
+    "lit-edge learn card.db pole.db --bundle '~/.cache/lit-edge/bundles/starter' -o site-bundle": Skip(
+        VERIFIED
+    ),
+    "lit-edge db retag card.db --bundle site-bundle": Skip(VERIFIED),
+    "lit-edge tag /media/card2/DCIM --db card2.db --bundle site-bundle": Skip(VERIFIED),
+    "lit-edge db export detections.db --format geojson -o map.geojson": Run(),
+    "lit-edge learn card.db pole.db --bundle BUNDLE -o site-bundle '[--method' 'prototype|probe|auto]'": Skip(
+        VERIFIED
+    ),
+    "lit-edge bundle info site-bundle": Skip(VERIFIED),
+    "sbatch --array=0-15 device/tag_array.sh /data/photos /scratch/lit-edge": Skip(SHARDS),
+    "lit-edge db merge photos.db '/scratch/lit-edge/lit-edge.shard-*.db'": Skip(SHARDS),
+    "scontrol requeue 4242_3": Skip(CLUSTER),
+    "SHARDS=16 sbatch --array=3,7 device/tag_array.sh /data/photos /scratch/lit-edge": Skip(SHARDS),
+    "sbatch --nodes=4 train/slurm.sh cache-features train/inat2021_vitl16.py --set data.root=/data/inat2021": Skip(
+        CLUSTER
+    ),
+    "sbatch --nodes=4 train/slurm.sh train/inat2021_vitl16.py --set data.root=/data/inat2021": Skip(CLUSTER),
+    "sbatch --nodes=2 --gpus-per-node=0 --cpus-per-task=16 train/slurm.sh train/smoke.py --set ...": Skip(
+        CLUSTER + "; tests/test_slurm.py submits train/slurm.sh train/smoke.py to a one-machine cluster"
+    ),
+    "/opt/lit-edge/venv/bin/python device/runtime_requirements.py --exclude opencv-python-headless '>' /tmp/runtime.txt": Skip(
+        JETSON
+    ),
+    "/opt/lit-edge/venv/bin/pip install -r /tmp/runtime.txt 'numpy<2'": Skip(JETSON),
     # README.md
     "make demo": Skip(INSTALL + "; the commands below use the starter bundle it builds"),
     "make test": Skip(INSTALL + " (and it is this test suite)"),
@@ -134,7 +173,6 @@ COMMANDS: dict[str, Run | Skip] = {
     "sudo useradd --system --groups video,render --home /var/lib/lit-edge lit-edge": Skip(JETSON),
     "python3 -m venv --system-site-packages /opt/lit-edge/venv": Skip(JETSON),
     "/opt/lit-edge/venv/bin/pip install --no-deps lit-edge": Skip(JETSON),
-    "/opt/lit-edge/venv/bin/pip install numpy onnxruntime typer rich threadpoolctl tomli": Skip(JETSON),
     "sudo install -D -m 644 device/example.toml /etc/lit-edge/device.toml": Skip(JETSON),
     "sudo cp -r bundles/starter /var/lib/lit-edge/bundles/starter": Skip(JETSON),
     "sudo install -m 644 device/lit-edge-detect.service /etc/systemd/system/": Skip(JETSON),

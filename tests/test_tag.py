@@ -63,7 +63,16 @@ def test_tag_folder_classifies_every_photo_and_prints_a_summary(tmp_path, bundle
     )
     assert len(preds) == 5 and all(p[1:] == (4, 1, 4) for p in preds)  # top-5 of 4 classes
     (run,) = _rows(db, "SELECT command, status, backend, flavour, model_name FROM runs")
-    assert run == ("tag", "finished", "onnxruntime-cpu", "int8_cpu", "colour-test")
+    # auto: the first installed backend (OpenVINO on x86 where installed, else ONNX Runtime) and its
+    # default tower, or fp32 where this bundle lacks it
+    from lit_edge.bundle import load
+    from lit_edge.device import backends
+
+    auto = backends.get(
+        next(n for n in backends.available() if backends.get(n).device is backends.Device.CPU)
+    )
+    flavour = backends.flavour_for(load(bundle), auto, None)
+    assert run == ("tag", "finished", auto.name, flavour, "colour-test")
     assert _rows(db, "PRAGMA journal_mode") == [("wal",)]
 
 

@@ -10,7 +10,8 @@ all cores: EfficientNet-Lite0's convolutions are small, and splitting each of th
 threads costs synchronisation. On a quiet 2-core machine the INT8 tower did 94 img/s as one
 two-thread call and 131-152 as two one-thread calls side by side (``bench/bench_device.py``
 prints both). The workers share one ONNX Runtime session (``run`` is thread-safe), which holds
-the weights once.
+the weights once; on OpenVINO they share one compiled model, with a stream and an infer request
+per worker (``lit_edge.device.backends.ov.ov_config`` turns these threads into streams).
 """
 
 from __future__ import annotations
