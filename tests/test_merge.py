@@ -247,7 +247,7 @@ def test_embeddings_and_annotation_histories_follow_their_photos(tmp_path):
         conn.close()
 
     said = _merge(out, b, a)  # b first: ids in OUT differ from a's
-    assert "3 annotation(s) added" in said
+    assert "4 annotation(s) added" in said  # said, corrected, the undo's retraction, what it restored
     got = dict(_rows(out, "SELECT m.path, e.vector FROM embeddings e JOIN media m ON m.id = e.media_id"))
     assert got == vec  # every embedding, byte for byte, on its own photo
     assert _rows(
@@ -259,19 +259,20 @@ def test_embeddings_and_annotation_histories_follow_their_photos(tmp_path):
         "SELECT a.id, m.path, a.label, a.replaces, a.retracted FROM annotations a "
         "JOIN media m ON m.id = a.media_id ORDER BY a.id",
     )
-    (i1, p1, l1, r1, x1), (i2, p2, l2, r2, x2), (i3, _, l3, r3, x3) = chain
-    assert p1 == p2 == "/cards/0.jpg" and (l1, l2, l3) == ("Vulpes vulpes", "Meles meles", "Meles meles")
-    assert (r1, r2, r3) == (None, i1, i2) and (x1, x2, x3) == (0, 0, 1)  # the chain, remapped
+    (i1, p1, l1, r1, x1), (i2, p2, l2, r2, x2), (i3, _, l3, r3, x3), (_, p4, l4, r4, x4) = chain
+    assert p1 == p2 == p4 == "/cards/0.jpg"
+    assert (l1, l2, l3, l4) == ("Vulpes vulpes", "Meles meles", "Meles meles", "Vulpes vulpes")
+    assert (r1, r2, r3, r4) == (None, i1, i2, i3) and (x1, x2, x3, x4) == (0, 0, 1, 0)  # remapped
 
     assert "0 annotation(s) added" in _merge(out, a, b)  # again: nothing twice
-    assert _rows(out, "SELECT COUNT(*) FROM annotations") == [(3,)]
+    assert _rows(out, "SELECT COUNT(*) FROM annotations") == [(4,)]
 
     time.sleep(0.01)  # photo 0 tagged again later (another file): its newer row and vector win,
     newer = _store_shard(c, "0/2", ["/cards/0.jpg"], seed=3)  # and its people's history stays
     assert "0 added, 1 replaced" in _merge(out, c)
     got = dict(_rows(out, "SELECT m.path, e.vector FROM embeddings e JOIN media m ON m.id = e.media_id"))
     assert got["/cards/0.jpg"] == newer["/cards/0.jpg"] != vec["/cards/0.jpg"] and len(got) == 10
-    assert _rows(out, "SELECT COUNT(*) FROM annotations a JOIN media m ON m.id = a.media_id") == [(3,)]
+    assert _rows(out, "SELECT COUNT(*) FROM annotations a JOIN media m ON m.id = a.media_id") == [(4,)]
 
 
 def test_a_merge_killed_half_way_leaves_whole_shards_and_a_rerun_completes_it(tmp_path):

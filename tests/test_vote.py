@@ -24,10 +24,12 @@ def test_tally_weighs_named_votes_and_falls_back_in_order():
         [Ballot("animal", "A", "species", 0.9), Ballot("animal", "B", "species", 0.6), Ballot("blank")]
     )
     assert (won.kind, won.name, won.probability) == ("animal", "A", pytest.approx(0.45))
+    # people first (privacy): a visit with a person in any photo is a human visit; then animals
     assert (
-        tally([Ballot("human", "Homo sapiens", "species", 0.8), Ballot("animal", "B", "genus", 0.3)]).name
-        == "B"
+        tally([Ballot("animal", "B", "genus", 0.9), Ballot("human", "Homo sapiens", "species", 0.3)]).kind
+        == "human"
     )
+    assert tally([Ballot("vehicle", "car", None, 0.9), Ballot("animal", "B", "genus", 0.3)]).name == "B"
     assert tally([Ballot("blank"), Ballot("unknown")]).kind == "unknown"
     assert tally([Ballot("blank"), Ballot("unclassified")]).kind == "blank"
     assert tally([]).kind == "unclassified"
