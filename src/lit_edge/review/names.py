@@ -56,7 +56,7 @@ def bundle_labels(path: Path) -> list[Label]:
             f"{bundle.root / name}: checksum does not match the manifest (corrupted or tampered); "
             "copy the bundle again"
         )
-    return [lab for lab in bundle.labels if not lab.is_blank]
+    return [lab for lab in bundle.labels if not lab.outcome]  # species only: no blank, human, vehicle rows
 
 
 def parse_new(text: str) -> Name:
