@@ -296,10 +296,12 @@ class _Merger:
         mapped: dict[int, int] = {}
         added = 0
         for src_id, media_id, label, common, otype, reviewer, created, replaces, retracted in rows:
+            # what it replaces is part of who it is: an undo's restored copy repeats an earlier word
+            # (same label, reviewer and, within a millisecond, time) at another place in the chain
             same = conn.execute(
                 """SELECT id FROM main.annotations WHERE media_id = ? AND label IS ? AND reviewer IS ?
-                AND created_at IS ? AND retracted IS ?""",
-                [media_id, label, reviewer, created, retracted],
+                AND created_at IS ? AND retracted IS ? AND replaces IS ?""",
+                [media_id, label, reviewer, created, retracted, mapped.get(replaces)],
             ).fetchone()
             if same is not None:
                 mapped[src_id] = same[0]
