@@ -70,8 +70,10 @@ def open_capture(path: Path | str, *, keyframes_only: bool = False, threads: int
     settings = {_OPTIONS_ENV: options, _LOGLEVEL_ENV: os.environ.get(_LOGLEVEL_ENV, _QUIET)}
     with _OPEN_LOCK:
         saved = {k: os.environ.get(k) for k in settings}
-        log_level = cv2.utils.logging.getLogLevel()
-        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+        cvlog = getattr(cv2.utils, "logging", None)  # OpenCV < 4.9 (JetPack's, our floor) has none
+        log_level = cvlog.getLogLevel() if cvlog else None
+        if cvlog:
+            cvlog.setLogLevel(cvlog.LOG_LEVEL_ERROR)
         try:
             for k, v in settings.items():
                 _setenv(k, v)
@@ -79,7 +81,8 @@ def open_capture(path: Path | str, *, keyframes_only: bool = False, threads: int
         finally:
             for k, v in saved.items():
                 _setenv(k, v)
-            cv2.utils.logging.setLogLevel(log_level)
+            if cvlog:
+                cvlog.setLogLevel(log_level)
     if not cap.isOpened():
         cap.release()
         raise ClipError(_unopenable(Path(path)))
