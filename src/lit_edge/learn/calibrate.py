@@ -47,14 +47,16 @@ def nll(cos: np.ndarray, y: np.ndarray, scale: float, bias: float = 0.0) -> floa
     return float(np.mean(lse - logits[np.arange(len(y)), y])) if len(y) else 0.0
 
 
-def fit(cos: np.ndarray, y: np.ndarray, scale: float, bias: float | None = None) -> Calibration:
+def fit(
+    cos: np.ndarray, y: np.ndarray, scale: float, bias: float | None = None, span: float = SPAN
+) -> Calibration:
     """The logit scale minimising held-out NLL of ``cos`` ([n, C] held-out cosines, ``y`` the true
-    rows), searched on a log scale within ``[scale / SPAN, scale * SPAN]`` (golden section)."""
+    rows), searched on a log scale within ``[scale / span, scale * span]`` (golden section)."""
     b = 0.0 if bias is None else float(bias)
     before = nll(cos, y, scale, b)
     if len(y) < MIN_PHOTOS or len(np.unique(y)) < 2:
         return Calibration(scale, before, before, len(y), False)
-    lo, hi = math.log(scale / SPAN), math.log(scale * SPAN)
+    lo, hi = math.log(scale / span), math.log(scale * span)
     g = (math.sqrt(5) - 1) / 2
     a, c = hi - g * (hi - lo), lo + g * (hi - lo)
     fa, fc = nll(cos, y, math.exp(a), b), nll(cos, y, math.exp(c), b)
