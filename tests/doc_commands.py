@@ -153,6 +153,10 @@ COMMANDS: dict[str, Run | Skip] = {
     "lit-edge export species CHECKPOINT --bundle my-bundle --add 'Lynx pardinus, Iberian lynx'": Run(),
     "lit-edge export engine my-bundle": Skip(GPU),
     "lit-edge bundle verify my-bundle": Run(expect="ok: "),
+    "lit-edge bundle calibrate my-bundle --data /data/inat2021 --split val": Skip(
+        "needs a trained model's bundle and its labelled val split; tests/test_calibrate_bundle.py runs it "
+        "on a labelled folder through the CLI"
+    ),
     # docs/field-data.md (detections.db: photos tagged before the page's commands)
     "lit-edge db summary detections.db": Run(),
     "lit-edge report detections.db -o report.html": Run(),

@@ -171,3 +171,28 @@ def test_device_preprocessing_agrees_with_the_training_transform(model, chelsea)
     cos = float((model.encode_image(device_x) * model.encode_image(chelsea)).sum())
     assert cos > 0.99
     assert int(model.image_tower.classify(device_x).argmax()) in CAT_CLASSES
+
+
+# The second starter's tower: EfficientNet-Lite2 from its own wheel (deeper middle stages, 260 px).
+LITE2_DEPTHS = (1, 3, 3, 4, 4, 5, 1)
+
+
+@torch.no_grad()
+def test_lite2_package_maps_onto_timm_and_sees_the_cat():
+    import timm
+    from PIL import Image
+    from skimage.data import chelsea
+
+    path = resolve_package("package:efficientnet_lite2")
+    timm_keys = set(timm.create_model("tf_efficientnet_lite2", pretrained=False).state_dict())
+    assert set(read_legacy_state_dict(path, LITE2_DEPTHS)) == timm_keys
+    with pytest.raises(ValueError, match="21 blocks"):  # Lite2's file into Lite0's layout
+        read_legacy_state_dict(path)
+
+    model = create_model("lit-effnetlite2-minilm-classdist").eval()
+    assert tuple(len(s) for s in model.image_tower.trunk.blocks) == LITE2_DEPTHS
+    assert model.preprocess_config().input_size == (260, 260)
+    x = model.image_transform(train=False)(Image.fromarray(chelsea())).unsqueeze(0)
+    logits = model.image_tower.classify(x)[0]
+    assert int(logits.argmax()) in CAT_CLASSES
+    assert len(set(logits.topk(5).indices.tolist()) & CAT_CLASSES) >= 2

