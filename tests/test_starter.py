@@ -321,3 +321,25 @@ def test_cli_build_reuses_an_up_to_date_starter(tmp_path, monkeypatch):
     assert result.exit_code == 0, result.output
     assert result.output.strip() == str(folder)
     assert sorted(p.name for p in folder.iterdir()) == ["config.json"]
+
+
+def test_starter_towers_have_their_own_folders_and_an_unknown_one_is_one_line(tmp_path, monkeypatch):
+    """``--tower lite2`` builds beside the default starter, never over it; a typo is one error line."""
+    from typer.testing import CliRunner
+
+    from lit_edge import paths
+    from lit_edge.cli.app import app
+    from lit_edge.starter.config import TOWERS, tower_folder
+
+    monkeypatch.setenv("LIT_EDGE_HOME", str(tmp_path))
+    monkeypatch.delenv("LIT_EDGE_BUNDLE", raising=False)
+    assert paths.starter_checkpoint_dir(tower_folder("lite0")) == tmp_path / "models" / "starter"
+    assert paths.starter_bundle_dir(tower_folder("lite0")) == paths.default_bundle_dir()
+    assert paths.starter_bundle_dir(tower_folder("lite2")) == tmp_path / "bundles" / "starter-lite2"
+    assert TOWERS["lite2"] == "lit-effnetlite2-minilm-classdist"
+    for args in (["train", "starter", "--tower", "lite3"], ["export", "starter", "--tower", "lite3"]):
+        res = CliRunner().invoke(app, args)
+        assert res.exit_code == 2, res.output
+        assert res.output.strip().startswith("error: unknown starter tower 'lite3'")
+        assert "\n" not in res.output.strip()
+    assert not (tmp_path / "models").exists()

@@ -18,9 +18,15 @@ def home() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")).expanduser() / "lit-edge"
 
 
-def starter_checkpoint_dir() -> Path:
-    """The starter LiT checkpoint (safetensors + JSON) built from the packaged towers."""
-    return home() / "models" / "starter"
+def starter_checkpoint_dir(folder: str = "starter") -> Path:
+    """The starter LiT checkpoint (safetensors + JSON) built from the packaged towers
+    (``folder``: ``starter``, or ``starter-lite2`` for the second starter)."""
+    return home() / "models" / folder
+
+
+def starter_bundle_dir(folder: str = "starter") -> Path:
+    """Where ``export starter`` writes a starter's bundle (the default bundle for ``starter``)."""
+    return default_bundle_dir() if folder == "starter" else home() / "bundles" / folder
 
 
 def default_bundle_dir() -> Path:

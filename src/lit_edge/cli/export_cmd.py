@@ -151,6 +151,13 @@ def starter(
     ] = False,
     calib_images: CalibImages = 256,
     flavours: Flavours = "fp32,int8_cpu,int8_tensorrt",
+    tower: Annotated[
+        str,
+        typer.Option(
+            "--tower",
+            help="Starter image tower: lite0 (the default bundle) | lite2 (bundles/starter-lite2; stronger, about 2x slower).",
+        ),
+    ] = "lite0",
 ) -> None:
     """Build the default (starter) bundle the runtime uses when no bundle is named; reuses it if current."""
     from lit_edge.export.starter import StarterBundleConfig, ensure_starter_bundle
@@ -162,6 +169,7 @@ def starter(
         out=out,
         calib_images=calib_images,
         bundle=_bundle_config("mixed", calib_images, True, flavours),
+        tower=tower,
     )
     typer.echo(str(ensure_starter_bundle(cfg, force=force)))
 

@@ -38,9 +38,10 @@ class StarterBundleConfig:
     calib_images: int = 256
     bundle: BundleConfig = field(default_factory=BundleConfig)
     blank: bool = True  # add the background rows (the starter's class space only)
+    tower: str = "lite0"  # the starter's image tower (lit_edge.starter.config.TOWERS): lite0 | lite2
 
 
-def starter_checkpoint(checkpoint: Path | None) -> Path:
+def starter_checkpoint(checkpoint: Path | None, tower: str = "lite0") -> Path:
     if checkpoint is not None:
         if not Path(checkpoint).is_dir():
             raise UserError(f"checkpoint folder not found: {checkpoint}; pass --checkpoint DIR")
@@ -49,7 +50,7 @@ def starter_checkpoint(checkpoint: Path | None) -> Path:
         from lit_edge.starter.build import ensure_starter_checkpoint
     except ImportError as exc:
         raise UserError("the starter model builder is not available; pass --checkpoint DIR") from exc
-    return ensure_starter_checkpoint()
+    return ensure_starter_checkpoint(tower=tower)
 
 
 def starter_species(species: Path | None) -> Path:
@@ -66,8 +67,13 @@ def ensure_starter_bundle(cfg: StarterBundleConfig = StarterBundleConfig(), forc
     """The default bundle, built if missing or stale; returns its folder."""
     from dataclasses import replace
 
-    out = Path(cfg.out) if cfg.out else paths.default_bundle_dir()
-    ckpt = starter_checkpoint(cfg.checkpoint)
+    if cfg.out:
+        out = Path(cfg.out)
+    else:
+        from lit_edge.starter.config import tower_folder
+
+        out = paths.starter_bundle_dir(tower_folder(cfg.tower))
+    ckpt = starter_checkpoint(cfg.checkpoint, cfg.tower)
     species = starter_species(cfg.species)
     bcfg = replace(cfg.bundle, calib_images=cfg.calib_images)
     fp = fingerprint(ckpt, species, cfg.calib, bcfg)

