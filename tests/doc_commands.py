@@ -149,6 +149,10 @@ COMMANDS: dict[str, Run | Skip] = {
     "sbatch train/slurm.sh train/inat2021_vitl16.py --set data.root=...": Skip(CLUSTER),
     "lit-edge train eval runs/laptop/checkpoints/last --data /data/inat2021": Run(),
     "lit-edge train starter": Run(),
+    "lit-edge export starter --tower lite2": Skip(
+        "builds a second starter and its INT8 tower (minutes of CPU); tests/test_starter.py checks its "
+        "folders and tests/test_model_effnet.py its tower"
+    ),
     "lit-edge export bundle CHECKPOINT --species species.csv --calib photos/ -o my-bundle --tar": Run(),
     "lit-edge export species CHECKPOINT --bundle my-bundle --add 'Lynx pardinus, Iberian lynx'": Run(),
     "lit-edge export engine my-bundle": Skip(GPU),
