@@ -435,21 +435,10 @@ def bench_detect(video: Path, bundle: Path, frames: int, workers: int = 1, backe
 
 
 def cpu_features() -> str:
-    """The CPU's model and the instruction sets INT8 inference depends on (Linux; else the platform)."""
-    import platform
+    """The CPU's model and the instruction sets INT8 inference depends on."""
+    from lit_edge.device import cpu
 
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return platform.processor() or platform.machine()
-    model = next((ln.split(":", 1)[1].strip() for ln in text.splitlines() if ln.startswith("model name")), "")
-    flags: set[str] = set()
-    for ln in text.splitlines():
-        if ln.startswith(("flags", "Features")):
-            flags |= set(ln.split(":", 1)[1].split())
-    wanted = ("sse4_2", "avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_int8",
-              "asimd", "asimddp", "i8mm", "sve")  # fmt: skip
-    return f"{model or platform.machine()}; " + " ".join(f for f in wanted if f in flags)
+    return cpu.describe()
 
 
 def fieldset_dir() -> Path | None:

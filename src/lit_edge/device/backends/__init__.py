@@ -5,7 +5,8 @@ Every backend runs a bundle's image tower behind one call, ``embed(uint8 NHWC ba
 
 - ``open(bundle, flavour, threads)``: the factory (imports its library only when called);
 - ``probe()``: whether its library is installed here (cheap; no model is loaded);
-- ``int8_flavour`` and ``default_precision``: the bundle's image tower variant it prefers;
+- ``int8_flavour`` and ``default_precision``: the bundle's image tower variant it prefers (a
+  flavour, or a function of the machine: OpenVINO picks by the CPU's INT8 instructions);
 - ``concurrent``: whether several threads may call ``embed`` on one instance at once;
 - ``device``: CPU or GPU, which is what :mod:`lit_edge.device.plan` plans workers and batches by;
 - ``priority``: ``auto`` tries the installed backends lowest first.
@@ -18,7 +19,8 @@ Built in (registered below):
 ``onnxruntime-cuda``  ONNX Runtime with the CUDA execution provider
 ``openvino``          OpenVINO's CPU plugin on the bundle's ONNX, compiled once and cached in the
                       bundle's ``engines/openvino/`` (:mod:`lit_edge.device.backends.ov`); ahead of
-                      ONNX Runtime on x86 (measured 2-3x faster there), not auto-picked elsewhere
+                      ONNX Runtime on x86 with VNNI/AMX (measured faster there, at the same
+                      accuracy); not auto-picked on AVX2-only x86 (slower there) nor on ARM
 ``onnxruntime-cpu``   ONNX Runtime on the CPU (INT8 ``int8_cpu`` tower by default)
 
 Adding a backend is one :func:`register` call with a factory that imports its module lazily.
@@ -77,12 +79,17 @@ class BackendSpec:
     name: str
     open: Callable[[Bundle, str, int], Runner]  # (bundle, flavour, intra-op threads; 0 = all cores)
     probe: Callable[[], bool]
-    int8_flavour: str
+    # the INT8 tower it runs: a bundle flavour, or a function of the machine (OpenVINO: by the CPU)
+    int8_flavour: str | Callable[[], str]
     default_precision: str = "int8"
     concurrent: bool = False
     device: Device = Device.CPU
     priority: int = 100
     summary: str = ""
+
+    def int8(self) -> str:
+        """The bundle's INT8 tower this backend runs here."""
+        return self.int8_flavour() if callable(self.int8_flavour) else self.int8_flavour
 
 
 @dataclass
@@ -154,12 +161,13 @@ def flavour_for(bundle: Bundle, spec: BackendSpec, precision: str | None) -> str
         raise UserError(f"unknown precision {precision!r}; use {' or '.join(PRECISIONS)}")
     if (precision or spec.default_precision) == "fp32":
         return "fp32"
+    int8 = spec.int8()
     if precision == "int8":
-        bundle.image_tower(spec.int8_flavour)  # raises a clear BundleError when missing
-        return spec.int8_flavour
-    if spec.int8_flavour in bundle.manifest.image_towers:
-        return spec.int8_flavour
-    log.info("bundle has no %s tower; using fp32", spec.int8_flavour)
+        bundle.image_tower(int8)  # raises a clear BundleError when missing
+        return int8
+    if int8 in bundle.manifest.image_towers:
+        return int8
+    log.info("bundle has no %s tower; using fp32", int8)
     return "fp32"
 
 
@@ -255,12 +263,24 @@ def _open_openvino(bundle: Bundle, flavour: str, threads: int) -> Runner:
 
 
 def _openvino_measured_faster() -> bool:
-    """Installed, on x86-64: where ``bench/bench_export.py towers`` measured it ahead of ONNX Runtime.
+    """Installed, on x86-64 with VNNI or AMX: where ``bench/bench_export.py towers`` measured it
+    ahead of ONNX Runtime (its ``int8_tensorrt`` tower 1.6x less CPU per photo than ORT's best).
 
     A rule recorded from measurement rather than a benchmark at each start (that would cost a
-    second compile); on ARM it was not measured, so ``auto`` leaves it to ``--backend openvino``.
+    second compile). Without VNNI (AVX2 only) OpenVINO must run ``int8_cpu`` to stay accurate, and
+    there it was slower than ONNX Runtime (21.3 vs 16.6 ms per photo, batch 16, on an AVX2 EPYC), so
+    ``auto`` takes ONNX Runtime. On ARM it was not measured: ``--backend openvino`` names it.
     """
-    return platform.machine().lower() in ("x86_64", "amd64") and has_module("openvino")
+    from lit_edge.device import cpu
+
+    x86 = platform.machine().lower() in ("x86_64", "amd64")
+    return x86 and cpu.has_int8_dot() and has_module("openvino")
+
+
+def _openvino_int8() -> str:
+    from lit_edge.device.backends.ov import int8_flavour
+
+    return int8_flavour()
 
 
 def _open_tensorrt(bundle: Bundle, flavour: str, threads: int) -> Runner:
@@ -310,11 +330,11 @@ register(
         "openvino",
         _open_openvino,
         probe=_openvino_measured_faster,
-        int8_flavour="int8_tensorrt",
+        int8_flavour=_openvino_int8,
         concurrent=True,
         device=Device.CPU,
         priority=80,
-        summary="OpenVINO on the CPU (pip install 'lit-edge[openvino]'); the fastest on x86",
+        summary="OpenVINO on the CPU (pip install 'lit-edge[openvino]'); the fastest on x86 with VNNI/AMX",
     )
 )
 register(
