@@ -24,6 +24,8 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from lit_edge.bundle import RANKS, Label, NameIndex
 from lit_edge.outcomes import ANIMAL, BLANK, HUMAN, UNCERTAIN, VEHICLE
 
@@ -129,21 +131,28 @@ def risk_coverage(
     return out
 
 
-def expected_calibration_error(rows: list[Judged], bins: int = 10) -> float:
-    """ECE over the decisions that were kept at any line (not uncertain, not failed): the mean
-    |accuracy - mean score| over equal-width score bins, weighted by the bins' sizes."""
-    decided = [r for r in rows if r.kept_at >= 0.0]
-    if not decided:
+def calibration_error(scores, right, bins: int = 10) -> float:
+    """ECE: the mean |accuracy - mean score| over equal-width score bins, weighted by the bins'
+    sizes (a score of 1.0 falls in the last bin). ``scores`` in [0, 1], ``right`` booleans; the
+    one definition the fieldset scorecard and ``bundle calibrate`` both report."""
+    conf = np.asarray(scores, dtype=np.float64)
+    hit = np.asarray(right, dtype=np.float64)
+    if not len(conf):
         return 0.0
-    total = 0.0
+    which = np.clip((conf * bins).astype(int), 0, bins - 1)
+    gap = 0.0
     for b in range(bins):
-        lo, hi = b / bins, (b + 1) / bins
-        inside = [r for r in decided if lo <= r.score < hi or (b == bins - 1 and r.score >= hi)]
-        if inside:
-            acc = sum(r.verdict in CORRECT for r in inside) / len(inside)
-            conf = sum(r.score for r in inside) / len(inside)
-            total += len(inside) * abs(acc - conf)
-    return total / len(decided)
+        m = which == b
+        if m.any():
+            gap += m.sum() * abs(conf[m].mean() - hit[m].mean())
+    return float(gap / len(conf))
+
+
+def expected_calibration_error(rows: list[Judged], bins: int = 10) -> float:
+    """ECE (:func:`calibration_error`) over the decisions that were kept at any line (not
+    uncertain, not failed), a decision counting as right when its verdict is in ``CORRECT``."""
+    decided = [r for r in rows if r.kept_at >= 0.0]
+    return calibration_error([r.score for r in decided], [r.verdict in CORRECT for r in decided], bins)
 
 
 def confident_wrong(rows: list[Judged], line: float = 0.9) -> list[Judged]:

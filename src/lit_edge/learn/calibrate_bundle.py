@@ -100,18 +100,10 @@ def softmax(cos: np.ndarray, scale: float, bias: float) -> np.ndarray:
 
 
 def expected_calibration_error(probs: np.ndarray, rows: np.ndarray, bins: int = 10) -> float:
-    """ECE of the top-1 score: the photo-weighted gap between score and accuracy in 10 score bins."""
-    if not len(rows):
-        return 0.0
-    conf = probs.max(axis=1)
-    right = (probs.argmax(axis=1) == rows).astype(np.float64)
-    which = np.minimum((conf * bins).astype(int), bins - 1)
-    gap = 0.0
-    for b in range(bins):
-        m = which == b
-        if m.any():
-            gap += m.sum() * abs(conf[m].mean() - right[m].mean())
-    return float(gap / len(rows))
+    """ECE of the top-1 score (:func:`lit_edge.scorecard.calibration_error`, the one definition)."""
+    from lit_edge.scorecard import calibration_error
+
+    return calibration_error(probs.max(axis=1), probs.argmax(axis=1) == rows, bins) if len(rows) else 0.0
 
 
 def score_photos(engine, data, batch_size: int) -> Scored:
