@@ -310,3 +310,32 @@ def test_a_merge_killed_half_way_leaves_whole_shards_and_a_rerun_completes_it(tm
     assert _rows(out, "SELECT COUNT(*), COUNT(DISTINCT path) FROM media") == [(160_000, 160_000)]
     assert _rows(out, "SELECT COUNT(*) FROM predictions") == [(800_000,)]
     assert _rows(out, "SELECT COUNT(*) FROM runs") == [(4,)]
+
+
+def test_shards_whose_runs_started_in_the_same_millisecond_keep_their_own_runs(shards, tmp_path):
+    """The tasks of a Slurm array start together on one host: two runs may share a start time
+    to the millisecond. Each shard keeps its run, and its photos point at it."""
+    import shutil
+
+    _, _, parts = shards
+    same = []
+    for p in parts:
+        copy = tmp_path / p.name
+        shutil.copyfile(p, copy)
+        con = sqlite3.connect(copy)
+        with con:
+            con.execute("UPDATE runs SET started_at = '2026-12-07T09:00:00.000+00:00'")
+        con.close()
+        same.append(copy)
+    out = tmp_path / "all.db"
+    said = _merge(out, *same)
+    assert "all 3 shards of 3 have a finished run" in said, said
+    per_shard = _rows(
+        out,
+        "SELECT r.shard, COUNT(*) FROM media m JOIN runs r ON r.id = m.run_id GROUP BY r.shard ORDER BY r.shard",
+    )
+    want = sorted(
+        (_rows(p, "SELECT shard FROM runs")[0][0], _rows(p, "SELECT COUNT(*) FROM media")[0][0])
+        for p in parts
+    )
+    assert per_shard == want

@@ -38,7 +38,10 @@ from lit_edge.errors import UserError
 log = logging.getLogger(__name__)
 
 #: What a run recorded when it started: how a run is recognised in OUT on a second merge.
-RUN_KEY = ("started_at", "host", "command", "source", "bundle_sha256")
+# What makes two runs one: the tasks of a Slurm array start on one host in the same millisecond
+# now and then, so the shard is part of it (without it a shard's run and its photos were taken
+# for another shard's)
+RUN_KEY = ("started_at", "host", "command", "source", "bundle_sha256", "shard")
 
 
 @dataclass(frozen=True)
@@ -223,7 +226,9 @@ class _Merger:
         conn.execute("CREATE TEMP TABLE run_map (src INTEGER PRIMARY KEY, dst INTEGER NOT NULL)")
         src = self._cols("runs")
         target = schema.COLUMNS["runs"][1:]
-        key = " AND ".join(f'o."{k}" IS r."{k}"' for k in RUN_KEY)
+        # an older input may lack a key column (0.1 had no shard): there it is NULL
+        theirs = {k: f'r."{k}"' if k in src else "NULL" for k in RUN_KEY}
+        key = " AND ".join(f'o."{k}" IS {theirs[k]}' for k in RUN_KEY)
         for row in conn.execute(f"SELECT r.id, r.status, {_select(('shard',), src, 'r', {})} FROM s.runs r"):
             src_id, status, shard = row
             if shard:
