@@ -309,6 +309,24 @@ def test_add_species_by_name_to_a_bundle(tiny, tmp_path):
     assert r.exit_code == 2 and "already in the bundle" in r.output
 
 
+def test_species_are_added_to_a_starter_bundle_by_the_starters_name(tiny, tmp_path, monkeypatch):
+    """``export species starter --bundle ... --add ...``: the starter's checkpoint is found by its
+    name under the lit-edge home; before it is built, one line says how to build it."""
+    import shutil
+
+    monkeypatch.setenv("LIT_EDGE_HOME", str(tmp_path / "home"))
+    work = tmp_path / "b"
+    shutil.copytree(tiny["bundle"], work)
+    add = ["--bundle", str(work), "--add", "Bufo bufo, Common toad"]
+    r = runner.invoke(app, ["export", "species", "starter-lite2", *add])
+    assert r.exit_code == 2 and "lit-edge train starter --tower lite2" in r.output, r.output
+    assert len(bf.load(work).labels) == 3
+    shutil.copytree(tiny["ckpt"], tmp_path / "home" / "models" / "starter")
+    r = runner.invoke(app, ["export", "species", "starter", *add])
+    assert r.exit_code == 0, r.output
+    assert bf.load(work).labels[-1].scientific_name == "Bufo bufo"
+
+
 def test_set_species_from_a_plain_list(tiny, tmp_path):
     import shutil
 

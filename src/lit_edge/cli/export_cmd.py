@@ -32,18 +32,31 @@ CalibImages = Annotated[int, typer.Option("--calib-images", help="Calibration im
 
 
 def _model(checkpoint: str):
-    """A checkpoint folder, or a registered model name (random text head: for trying the pipeline)."""
+    """A checkpoint folder, a starter's name (``starter``, ``starter-lite2``: the checkpoint that
+    ``lit-edge train starter`` built, so that adding a species to the starter bundle needs no
+    path), or a registered model name (random text head: for trying the pipeline)."""
+    from lit_edge.errors import UserError
     from lit_edge.model import create_model, list_models, load_checkpoint
+    from lit_edge.paths import starter_checkpoint_dir
+    from lit_edge.starter.config import TOWERS, tower_folder
 
     path = Path(checkpoint).expanduser()
     if path.is_dir():
         return load_checkpoint(path), path
+    starters = {tower_folder(t): t for t in TOWERS}
+    if checkpoint in starters:
+        path = starter_checkpoint_dir(checkpoint)
+        if (path / "config.json").is_file():
+            return load_checkpoint(path), path
+        tower = "" if checkpoint == "starter" else f" --tower {starters[checkpoint]}"
+        raise UserError(
+            f"the {checkpoint} model is not built yet ({path}); build it with `lit-edge train starter{tower}`"
+        )
     if checkpoint in list_models():
         return create_model(checkpoint), None
-    from lit_edge.errors import UserError
-
     raise UserError(
-        f"checkpoint not found: {checkpoint}; pass a checkpoint folder or one of: {', '.join(list_models())}"
+        f"checkpoint not found: {checkpoint}; pass a checkpoint folder, {' or '.join(starters)}, "
+        f"or one of: {', '.join(list_models())}"
     )
 
 
