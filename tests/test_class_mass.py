@@ -158,3 +158,38 @@ def test_adding_a_species_by_an_old_name_writes_the_accepted_one_and_kin_give_it
         "Aves",
         "Grey heron",
     )
+
+
+def test_animals_the_list_does_not_hold_roll_up_to_the_class_their_rows_carry():
+    """``animal`` rows (one head class each, a phylum and a class, no species): their mass joins
+    the roll-ups at those ranks and is never a species; alone, they leave "animal"."""
+
+    def bird(i, name, genus, family):
+        lab = _label(i, name, genus, family)
+        return Label(i, name, "", tuple((r, "Aves" if r == "class" else v) for r, v in lab.ranks))
+
+    def unlisted(i, cls):
+        ranks = {r: "" for r in RANKS} | {"phylum": "Chordata", "class": cls}
+        return Label(i, ANIMAL, f"not in the list: {cls}", tuple(ranks.items()))
+
+    labels = [
+        bird(0, "Ciconia nigra", "Ciconia", "Ciconiidae"),
+        bird(1, "Egretta caerulea", "Egretta", "Ardeidae"),
+        unlisted(2, "Aves"),  # pelican
+        unlisted(3, "Aves"),  # goose
+        unlisted(4, "Mammalia"),
+        _label(5, BLANK),
+    ]
+    matrix = np.stack([_row(0), _row(1), _row(2), _row(3), _row(4), _row(9)])
+    clf = _clf(labels, matrix)
+    assert [lab.scientific_name for lab in clf.labels] == ["Ciconia nigra", "Egretta caerulea"]
+    (d,) = clf(_photo(c0=0.2, c1=0.15, c2=0.2, c3=0.05, c9=0.05))  # a heron the head half-knows
+    assert (d.rank, d.name) == ("class", "Aves")
+    assert d.score == pytest.approx(0.6, abs=1e-5)  # the birds' mass; the rest is on c4-c8
+    assert [p.scientific_name for p in d.top] == ["Ciconia nigra", "Egretta caerulea"]
+    (d,) = clf(_photo(c2=0.45, c3=0.4))  # all on birds the list lacks: still never a species
+    assert (d.rank, d.name) == ("class", "Aves")
+    (d,) = clf(_photo(c2=0.3, c4=0.3, c9=0.05))  # a bird or a mammal: the phylum both share
+    assert (d.rank, d.name) == ("phylum", "Chordata")
+    (d,) = _clf(labels[:2] + labels[5:], matrix[[0, 1, 5]])(_photo(c0=0.2, c1=0.15, c2=0.2, c3=0.05))
+    assert d.rank == ANIMAL  # without the rows: as before

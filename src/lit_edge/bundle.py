@@ -48,7 +48,9 @@ SYNONYM_SEP = ";"
 BLANK = outcomes.BLANK
 #: Rows named ``human`` or ``vehicle`` are *outcome rows* like the background rows: evidence for
 #: "a person is in view" and "a vehicle is in view", never species (see ``lit_edge.device.classify``).
-OUTCOME_ROWS = (outcomes.BLANK, outcomes.HUMAN, outcomes.VEHICLE)
+#: Rows named ``animal`` (the starter's) are evidence for an animal the species list does not hold:
+#: never a species, only their ranks above it (phylum, class) count, in the roll-ups.
+OUTCOME_ROWS = (outcomes.BLANK, outcomes.HUMAN, outcomes.VEHICLE, outcomes.ANIMAL)
 #: Image tower flavours, best first for a CPU host.
 FLAVOURS = ("int8_cpu", "fp32", "int8_tensorrt")
 
@@ -190,7 +192,7 @@ class Label:
 
     @property
     def outcome(self) -> str | None:
-        """``blank``, ``human`` or ``vehicle`` for an outcome row (:data:`OUTCOME_ROWS`), else None."""
+        """``blank``, ``human``, ``vehicle`` or ``animal`` for an outcome row (:data:`OUTCOME_ROWS`), else None."""
         name = self.scientific_name.casefold()
         return name if name in OUTCOME_ROWS else None
 

@@ -121,9 +121,11 @@ def calibrate(
 
 
 def _classes(b) -> str:
-    """'725 species' or '124 species + 462 background rows + 59 human + 79 vehicle rows':
-    outcome rows (blank, human, vehicle) are not species."""
-    count = {k: sum(lab.outcome == k for lab in b.labels) for k in ("blank", "human", "vehicle")}
+    """'725 species' or '124 species + 462 background rows + 59 human + 79 vehicle + 209 animal
+    rows': outcome rows (blank, human, vehicle, animal) are not species."""
+    from lit_edge.bundle import OUTCOME_ROWS
+
+    count = {k: sum(lab.outcome == k for lab in b.labels) for k in OUTCOME_ROWS}
     text = f"{len(b.labels) - sum(count.values())} species"
     text += f" + {count['blank']} background rows" if count["blank"] else ""
     return text + "".join(f" + {n} {k} rows" for k, n in count.items() if k != "blank" and n)

@@ -15,7 +15,10 @@ what the head gives dogs and no more: on a diffuse photo it collects about its s
 classes, far from a decision. A class that two rows claim (an added species whose text lands on
 a class a listed species has) is shared between them, never counted twice. The classes no row
 claims are animals the list does not hold: their mass is the evidence for "animal, not in the
-list" (``animal``).
+list" (``animal``). The starter carries an ``animal`` row for each such class with the phylum and
+class it belongs to (``lit_edge.starter.blank.unlisted_animal_rows``): its mass counts towards
+those ranks' roll-ups, never towards a species, so a heron on which the head sees pelicans and
+storks is ``Aves``, not "animal" and not the nearest listed bird.
 
 ``softmax`` (trained LiT models): ``softmax(logit_scale * cosine + bias)`` over the species rows
 (and the ``human``/``vehicle`` rows, if the bundle has them), as the model was trained; background
@@ -89,6 +92,7 @@ class Scores:
     human: np.ndarray | None
     vehicle: np.ndarray | None
     animal: np.ndarray | None  # the head's animal classes together (class_mass)
+    unlisted: np.ndarray | None = None  # [N, A] the ``animal`` rows (roll-ups only; class_mass)
 
 
 def read_species_file(path: Path, labels: list[Label]) -> np.ndarray:
@@ -187,9 +191,12 @@ class Classifier:
             raise UserError(
                 "the bundle's species list holds only background (blank) or other outcome rows (human, vehicle); re-export it"
             )
-        others = [i for i in all_species if i not in set(species)] if scoring.kind == "class_mass" else []
+        class_mass = scoring.kind == "class_mass"
+        others = [i for i in all_species if i not in set(species)] if class_mass else []
+        unlisted = [i for i, lab in enumerate(labels) if lab.outcome == ANIMAL] if class_mass else []
         self.labels = [labels[i] for i in species]
         self.other_labels = [labels[i] for i in others]
+        self.unlisted_labels = [labels[i] for i in unlisted]
         self.blank_labels = [labels[i] for i in outcome[BLANK]]
         emb = np.asarray(text_embeddings, dtype=np.float32)
         self.logit_scale = float(logit_scale)
@@ -199,6 +206,7 @@ class Classifier:
             self._cover_t = {
                 "species": np.ascontiguousarray(cover[species].T),
                 "others": np.ascontiguousarray(cover[others].T),
+                "unlisted": np.ascontiguousarray(cover[unlisted].T),
                 **{k: cover[v].sum(axis=0) if v else None for k, v in outcome.items()},
             }
             plants = [i for i in all_species if labels[i].rank("kingdom") not in ("", "Animalia")]
@@ -212,8 +220,9 @@ class Classifier:
         self._groups = self._rollup_groups()
 
     def _rollup_groups(self) -> list[tuple[str, list[str], np.ndarray]]:
-        """Per rank: the taxa and a one-hot [kept + other rows, taxa] matrix that sums rows into them."""
-        rows = self.labels + self.other_labels
+        """Per rank: the taxa and a one-hot [kept + other + animal rows, taxa] matrix that sums rows
+        into them (an ``animal`` row has only a phylum and a class)."""
+        rows = self.labels + self.other_labels + self.unlisted_labels
         groups = []
         for rank in ROLLUP_RANKS:
             names = [lab.rank(rank) for lab in rows]
@@ -252,6 +261,7 @@ class Classifier:
             human=outcome(HUMAN),
             vehicle=outcome(VEHICLE),
             animal=np.clip(1.0 - p @ self._not_animal, 0.0, 1.0),
+            unlisted=p @ c["unlisted"],
         )
 
     def _softmax(self, emb: np.ndarray) -> Scores:
@@ -286,7 +296,8 @@ class Classifier:
         probs = s.species
         k = min(self.config.top_k, probs.shape[1])
         order = np.argsort(-probs, axis=1, kind="stable")[:, : max(k, 2)]
-        both = np.concatenate([probs, s.others], axis=1)
+        parts = [probs, s.others] + ([] if s.unlisted is None else [s.unlisted])
+        both = np.concatenate(parts, axis=1)
         rolled = [(rank, taxa, both @ onehot) for rank, taxa, onehot in self._groups]
         cfg = self.config
         out = []

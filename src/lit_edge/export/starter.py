@@ -103,7 +103,7 @@ def background_recipe(checkpoint: Path) -> dict | None:
     return {
         "recipe": blank.RECIPE_VERSION,
         "kind": "imagenet-non-animal",
-        "outcomes": ["human", "vehicle", "blank"],
+        "outcomes": ["human", "vehicle", "blank", "animal"],
         "max_group": blank.MAX_GROUP,
         "claim_share": blank.CLAIM_SHARE,
         "scoring": "class_mass",
@@ -144,15 +144,20 @@ def add_background(out: Path, recipe: dict | None, species_csv: Path | None = No
         if _background(out) is not None:
             set_background(out, [], np.zeros((0, 0), np.float32), {})
         return out
-    from lit_edge.starter.blank import background_rows, claimed_classes
+    from lit_edge.starter.blank import background_rows, claimed_classes, covered_by
     from lit_edge.starter.species import class_targets
 
     b = bf.load(out)
     labels = [lab for lab in b.labels if not lab.outcome]
     species = b.text_embeddings[[i for i, lab in enumerate(b.labels) if not lab.outcome]]
     species = class_targets(labels, species, species_csv or starter_species(None))
+    unlisted = "animal" in recipe.get("outcomes", ())
     rows = background_rows(
-        0, species.shape[1], claimed_classes(species, recipe["claim_share"]), recipe["max_group"]
+        0,
+        species.shape[1],
+        claimed_classes(species, recipe["claim_share"]),
+        recipe["max_group"],
+        covered=covered_by(species) if unlisted else None,
     )
     framing = replace(b.manifest.preprocess, **recipe.get("framing", {}))
     return set_background(

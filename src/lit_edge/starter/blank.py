@@ -1,5 +1,6 @@
 """The starter's outcome rows: one row per non-animal ImageNet class, named ``human`` (the class
-is evidence of a person), ``vehicle`` (of a vehicle) or ``blank`` (of neither: "no animal here").
+is evidence of a person), ``vehicle`` (of a vehicle) or ``blank`` (of neither: "no animal here");
+and one ``animal`` row per animal class that no species of the list covers.
 
 People and vehicles (:data:`HUMAN_SYNSETS`, :data:`VEHICLE_SYNSETS`): ImageNet-1k has no person
 class, so the evidence for a person is what its photos of people are labelled with: the three
@@ -24,8 +25,15 @@ add nothing to that span; they only mattered for the softmax rule that ``bench/b
 compares and that was not chosen.
 
 Which classes are animals comes from WordNet (everything below ``animal.n.01``): an animal class
-that no species of the list covers (a flatworm, a sea slug) gets no background row, so such a
-photo rolls up or stays uncertain instead of becoming ``blank``. A non-animal class that a species
+that no species of the list covers (a pelican, a flatworm, a sea slug) gets no background row, so
+such a photo rolls up or is ``animal`` instead of becoming ``blank``.
+
+Animals the list does not hold (:func:`unlisted_animal_rows`): each such class gets an ``animal``
+row carrying only the phylum and class it belongs to (:data:`UNLISTED_TAXA`), never a species, a
+genus or a family. Their mass then counts towards the roll-ups at those ranks, so a night heron
+frame on which the head sees black stork, pelican, little blue heron and goose (storks and herons
+in the list, pelicans and geese not) is decided ``Aves``, true and as far as the head's evidence
+goes, instead of "animal". They carry no kingdom: "some animal" stays the ``animal`` outcome. A non-animal class that a species
 of the list claims (the starter's hen-of-the-woods fungus and lady's slipper orchid) gets none
 either.
 """
@@ -38,14 +46,36 @@ from functools import lru_cache
 import numpy as np
 
 from lit_edge.bundle import BLANK, RANKS, Label
-from lit_edge.outcomes import HUMAN, VEHICLE
+from lit_edge.outcomes import ANIMAL, HUMAN, VEHICLE
 from lit_edge.starter.hierarchy import imagenet_synsets, leaf_cover
 from lit_edge.starter.wordnet import WordNet, load_wordnet
 
 #: WordNet 3.0 ``animal, animate being, beast, brute, creature, fauna``.
 ANIMAL_SYNSET = "n00015388"
-#: Bumped when the rows change, so that a bundle made by an older recipe is redone.
-RECIPE_VERSION = 3
+#: Bumped when the rows change, so that a bundle made by an older recipe is redone
+#: (4: ``animal`` rows for the animal classes no species covers).
+RECIPE_VERSION = 4
+#: WordNet 3.0 groups -> (phylum, class) of the animals below them, most specific first. Only
+#: ranks that have not moved since WordNet was written, spelled as the starter's checklists
+#: (Catalogue of Life, the Reptile Database, Eschmeyer's Catalog of Fishes) spell them; a class
+#: left empty is a group no single class holds (crustaceans, worms).
+UNLISTED_TAXA = (
+    ("mammal", "Chordata", "Mammalia"),
+    ("bird", "Chordata", "Aves"),
+    ("reptile", "Chordata", "Reptilia"),
+    ("amphibian", "Chordata", "Amphibia"),
+    ("bony fish", "Chordata", "Actinopterygii"),
+    ("elasmobranch", "Chordata", "Elasmobranchii"),
+    ("chordate", "Chordata", ""),
+    ("insect", "Arthropoda", "Insecta"),
+    ("arachnid", "Arthropoda", "Arachnida"),
+    ("arthropod", "Arthropoda", ""),
+    ("mollusk", "Mollusca", ""),
+    ("coelenterate", "Cnidaria", ""),
+    ("echinoderm", "Echinodermata", ""),
+)
+#: A class that the species rows cover this much (``row_cover``, summed) is theirs: no ``animal`` row.
+COVERED = 0.5
 #: WordNet 3.0: ``person``; ``clothing``; ``footwear`` (both senses); ``mask`` (worn over the face).
 HUMAN_SYNSETS = ("n00007846", "n03051540", "n03380867", "n03381126", "n03725035")
 #: WordNet 3.0: ``conveyance, transport`` (vehicles, craft, sleds ...).
@@ -155,6 +185,57 @@ def background_sets(
     return out
 
 
+def _ancestors(sid: str, wn: WordNet) -> list[str]:
+    """The names of every synset above ``sid`` (its own first), nearest first."""
+    out, queue, seen = [], [sid], set()
+    while queue:
+        s = queue.pop(0)
+        if s in seen or s not in wn:
+            continue
+        seen.add(s)
+        out.append(wn[s].name)
+        queue.extend(wn[s].hypernyms)
+    return out
+
+
+def unlisted_taxon(class_index: int, wn: WordNet | None = None) -> tuple[str, str]:
+    """(phylum, class) of ImageNet animal class ``class_index`` from :data:`UNLISTED_TAXA`
+    (``("", "")`` where no group of the table is above it)."""
+    wn = wn or load_wordnet()
+    above = _ancestors(imagenet_synsets()[class_index], wn)
+    hits = [(above.index(g), phylum, cls) for g, phylum, cls in UNLISTED_TAXA if g in above]
+    if not hits:
+        return "", ""
+    _, phylum, cls = min(hits)
+    return phylum, cls
+
+
+def covered_by(species_matrix: np.ndarray, share: float = COVERED) -> frozenset[int]:
+    """Classes the species rows cover (:func:`lit_edge.device.classify.row_cover` summed over the
+    rows reaches ``share``): every breed of the 118-breed dog row, a heron row's guessed classes."""
+    from lit_edge.device.classify import row_cover
+
+    if not len(species_matrix):
+        return frozenset()
+    return frozenset(int(i) for i in np.flatnonzero(row_cover(species_matrix).sum(axis=0) >= share))
+
+
+def unlisted_animal_rows(
+    covered: frozenset[int], wn: WordNet | None = None
+) -> list[tuple[str, frozenset[int], dict]]:
+    """``(text, classes, ranks)`` of an ``animal`` row for every animal class not in ``covered``:
+    the evidence for an animal the list does not hold, with its phylum and class."""
+    wn = wn or load_wordnet()
+    names = imagenet_synsets()
+    out = []
+    for i in sorted(animal_classes(wn) - covered):
+        phylum, cls = unlisted_taxon(i, wn)
+        out.append(
+            (f"not in the list: {wn[names[i]].name}", frozenset([i]), {"phylum": phylum, "class": cls})
+        )
+    return out
+
+
 def background_rows(
     first_id: int,
     dim: int = 1000,
@@ -162,34 +243,43 @@ def background_rows(
     max_group: int = MAX_GROUP,
     wn: WordNet | None = None,
     people_and_vehicles: bool = True,
+    covered: frozenset[int] | None = None,
 ) -> BackgroundRows:
     """Outcome rows in the ``dim``-d class space: each the unit vector spread evenly over its set.
 
     With ``people_and_vehicles`` the person and vehicle classes get ``human`` and ``vehicle`` rows
     (before the ``blank`` rows) instead of ``blank`` ones. The common name says which class or
     group the row stands for (``no animal: coffee mug``, ``person: jersey``), so a reader of
-    ``labels.csv`` sees why it is there.
+    ``labels.csv`` sees why it is there. With ``covered`` (the animal classes the species rows
+    cover), every other animal class gets an ``animal`` row last (:func:`unlisted_animal_rows`).
     """
     n = len(imagenet_synsets())
     if dim != n:
         raise ValueError(f"background rows need the {n}-d class space, not {dim}-d")
     wn = wn or load_wordnet()
-    named: list[tuple[str, str, frozenset[int]]] = []
+    named: list[tuple[str, str, frozenset[int], dict]] = []
     if people_and_vehicles:
         people = human_classes(wn) - exclude
         vehicles = vehicle_classes(wn) - exclude - people
         for outcome, what, classes in ((HUMAN, "person", people), (VEHICLE, "vehicle", vehicles)):
             named += [
-                (outcome, f"{what}: {wn[imagenet_synsets()[i]].name}", frozenset([i]))
+                (outcome, f"{what}: {wn[imagenet_synsets()[i]].name}", frozenset([i]), {})
                 for i in sorted(classes)
             ]
         exclude = exclude | people | vehicles
     named += [
-        (BLANK, f"no animal: {name}", classes) for name, classes in background_sets(exclude, max_group, wn)
+        (BLANK, f"no animal: {name}", classes, {})
+        for name, classes in background_sets(exclude, max_group, wn)
     ]
+    if covered is not None:
+        named += [
+            (ANIMAL, text, classes, ranks) for text, classes, ranks in unlisted_animal_rows(covered, wn)
+        ]
     matrix = np.zeros((len(named), dim), dtype=np.float32)
-    for k, (_, _, classes) in enumerate(named):
+    for k, (_, _, classes, _) in enumerate(named):
         matrix[k, sorted(classes)] = 1.0 / np.sqrt(len(classes))
-    empty = tuple((r, "") for r in RANKS)
-    labels = tuple(Label(first_id + k, outcome, text, empty) for k, (outcome, text, _) in enumerate(named))
-    return BackgroundRows(labels=labels, matrix=matrix, classes=tuple(c for _, _, c in named))
+    labels = tuple(
+        Label(first_id + k, outcome, text, tuple((r, ranks.get(r, "")) for r in RANKS))
+        for k, (outcome, text, _, ranks) in enumerate(named)
+    )
+    return BackgroundRows(labels=labels, matrix=matrix, classes=tuple(c for _, _, c, _ in named))
