@@ -90,6 +90,7 @@ PLACEHOLDERS = {
     "CHECKPOINT": "{ckpt}",
     "rtsp://192.168.1.20/stream": "{video}",
     "DJI_0042.MP4": "{video}",
+    "~/.cache/lit-edge/bundles/starter": "{home}/bundles/starter",
 }
 
 #: What a page takes as given before its first command (run in the page's workspace).
@@ -155,6 +156,9 @@ COMMANDS: dict[str, Run | Skip] = {
     ),
     "lit-edge export bundle CHECKPOINT --species species.csv --calib photos/ -o my-bundle --tar": Run(),
     "lit-edge export species CHECKPOINT --bundle my-bundle --add 'Lynx pardinus, Iberian lynx'": Run(),
+    "lit-edge export species starter --bundle '~/.cache/lit-edge/bundles/starter' --add 'Ardea cinerea, Grey heron'": Run(
+        expect="checksums rewritten"
+    ),
     "lit-edge export engine my-bundle": Skip(GPU),
     "lit-edge bundle verify my-bundle": Run(expect="ok: "),
     "lit-edge bundle calibrate my-bundle --data /data/inat2021 --split val": Skip(
