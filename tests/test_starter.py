@@ -343,3 +343,29 @@ def test_starter_towers_have_their_own_folders_and_an_unknown_one_is_one_line(tm
         assert res.output.strip().startswith("error: unknown starter tower 'lite3'")
         assert "\n" not in res.output.strip()
     assert not (tmp_path / "models").exists()
+
+
+def test_animals_no_species_covers_get_a_row_with_their_phylum_and_class(wn):
+    """WordNet's groups give each unlisted ImageNet animal its current phylum and class, nothing
+    finer; every animal class the species rows do not cover gets exactly one such row."""
+    from lit_edge.starter.blank import animal_classes, background_rows, unlisted_taxon
+    from lit_edge.starter.hierarchy import imagenet_synsets
+
+    index = {s: i for i, s in enumerate(imagenet_synsets())}
+    expect = {
+        "n02051845": ("Chordata", "Aves"),  # pelican
+        "n02397096": ("Chordata", "Mammalia"),  # warthog
+        "n01440764": ("Chordata", "Actinopterygii"),  # tench
+        "n01484850": ("Chordata", "Elasmobranchii"),  # great white shark
+        "n01910747": ("Cnidaria", ""),  # jellyfish
+        "n02165456": ("Arthropoda", "Insecta"),  # ladybug
+    }
+    assert {s: unlisted_taxon(index[s], wn) for s in expect} == expect
+    animals = animal_classes(wn)
+    covered = frozenset(sorted(animals)[:300])
+    rows = background_rows(0, 1000, covered=covered, wn=wn)
+    unlisted = [(lab, c) for lab, c in zip(rows.labels, rows.classes, strict=True) if lab.outcome == "animal"]
+    assert sorted(i for _, c in unlisted for i in c) == sorted(animals - covered)
+    assert all(lab.rank("genus") == lab.rank("family") == lab.rank("kingdom") == "" for lab, _ in unlisted)
+    assert sum(bool(lab.rank("class")) for lab, _ in unlisted) >= len(unlisted) * 0.8
+    assert not any(lab.outcome == "animal" for lab in background_rows(0, 1000, wn=wn).labels)

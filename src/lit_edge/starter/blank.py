@@ -26,16 +26,16 @@ compares and that was not chosen.
 
 Which classes are animals comes from WordNet (everything below ``animal.n.01``): an animal class
 that no species of the list covers (a pelican, a flatworm, a sea slug) gets no background row, so
-such a photo rolls up or is ``animal`` instead of becoming ``blank``.
+such a photo rolls up or is ``animal`` instead of becoming ``blank``. A non-animal class that a
+species of the list claims (the starter's hen-of-the-woods fungus and lady's slipper orchid) gets
+none either.
 
 Animals the list does not hold (:func:`unlisted_animal_rows`): each such class gets an ``animal``
 row carrying only the phylum and class it belongs to (:data:`UNLISTED_TAXA`), never a species, a
 genus or a family. Their mass then counts towards the roll-ups at those ranks, so a night heron
 frame on which the head sees black stork, pelican, little blue heron and goose (storks and herons
 in the list, pelicans and geese not) is decided ``Aves``, true and as far as the head's evidence
-goes, instead of "animal". They carry no kingdom: "some animal" stays the ``animal`` outcome. A non-animal class that a species
-of the list claims (the starter's hen-of-the-woods fungus and lady's slipper orchid) gets none
-either.
+goes, instead of "animal". They carry no kingdom: "some animal" stays the ``animal`` outcome.
 """
 
 from __future__ import annotations
