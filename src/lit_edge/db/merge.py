@@ -37,10 +37,9 @@ from lit_edge.errors import UserError
 
 log = logging.getLogger(__name__)
 
-#: What a run recorded when it started: how a run is recognised in OUT on a second merge.
-# What makes two runs one: the tasks of a Slurm array start on one host in the same millisecond
-# now and then, so the shard is part of it (without it a shard's run and its photos were taken
-# for another shard's)
+#: What a run recorded when it started: how a run is recognised in OUT on a second merge. The
+#: shard is part of it: the tasks of a Slurm array start on one host in the same millisecond now
+#: and then, and without it one shard's run (and its photos) was taken for another's.
 RUN_KEY = ("started_at", "host", "command", "source", "bundle_sha256", "shard")
 
 

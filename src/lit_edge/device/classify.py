@@ -92,7 +92,7 @@ class Scores:
     human: np.ndarray | None
     vehicle: np.ndarray | None
     animal: np.ndarray | None  # the head's animal classes together (class_mass)
-    unlisted: np.ndarray | None = None  # [N, A] the ``animal`` rows (roll-ups only; class_mass)
+    unlisted: np.ndarray  # [N, A] the ``animal`` rows (roll-ups only; class_mass)
 
 
 def read_species_file(path: Path, labels: list[Label]) -> np.ndarray:
@@ -277,6 +277,7 @@ class Classifier:
         return Scores(
             species=logits[:, :c],
             others=np.zeros((len(emb), 0), np.float32),
+            unlisted=np.zeros((len(emb), 0), np.float32),
             blank=blank,
             human=logits[:, c : c + h].sum(axis=1) if h else None,
             vehicle=logits[:, c + h :].sum(axis=1) if self._n_vehicle else None,
@@ -296,8 +297,7 @@ class Classifier:
         probs = s.species
         k = min(self.config.top_k, probs.shape[1])
         order = np.argsort(-probs, axis=1, kind="stable")[:, : max(k, 2)]
-        parts = [probs, s.others] + ([] if s.unlisted is None else [s.unlisted])
-        both = np.concatenate(parts, axis=1)
+        both = np.concatenate([probs, s.others, s.unlisted], axis=1)
         rolled = [(rank, taxa, both @ onehot) for rank, taxa, onehot in self._groups]
         cfg = self.config
         out = []

@@ -123,17 +123,19 @@ def _below(synsets: tuple[str, ...], wn: WordNet, parts: bool = False) -> frozen
     )
 
 
-def _is_below(sid: str, roots: tuple[str, ...], wn: WordNet) -> bool:
+def _above(sid: str, wn: WordNet) -> set[str]:
+    """``sid`` and every synset above it (its hypernyms, all the way up)."""
     stack, seen = [sid], set()
     while stack:
         s = stack.pop()
-        if s in roots:
-            return True
-        if s in seen or s not in wn:
-            continue
-        seen.add(s)
-        stack.extend(wn[s].hypernyms)
-    return False
+        if s not in seen and s in wn:
+            seen.add(s)
+            stack.extend(wn[s].hypernyms)
+    return seen
+
+
+def _is_below(sid: str, roots: tuple[str, ...], wn: WordNet) -> bool:
+    return not _above(sid, wn).isdisjoint(roots)
 
 
 def human_classes(wn: WordNet | None = None) -> frozenset[int]:
@@ -185,29 +187,12 @@ def background_sets(
     return out
 
 
-def _ancestors(sid: str, wn: WordNet) -> list[str]:
-    """The names of every synset above ``sid`` (its own first), nearest first."""
-    out, queue, seen = [], [sid], set()
-    while queue:
-        s = queue.pop(0)
-        if s in seen or s not in wn:
-            continue
-        seen.add(s)
-        out.append(wn[s].name)
-        queue.extend(wn[s].hypernyms)
-    return out
-
-
 def unlisted_taxon(class_index: int, wn: WordNet | None = None) -> tuple[str, str]:
-    """(phylum, class) of ImageNet animal class ``class_index`` from :data:`UNLISTED_TAXA`
-    (``("", "")`` where no group of the table is above it)."""
+    """(phylum, class) of ImageNet animal class ``class_index``: the first group of
+    :data:`UNLISTED_TAXA` (most specific first) above it, ``("", "")`` where none is."""
     wn = wn or load_wordnet()
-    above = _ancestors(imagenet_synsets()[class_index], wn)
-    hits = [(above.index(g), phylum, cls) for g, phylum, cls in UNLISTED_TAXA if g in above]
-    if not hits:
-        return "", ""
-    _, phylum, cls = min(hits)
-    return phylum, cls
+    above = {wn[s].name for s in _above(imagenet_synsets()[class_index], wn)}
+    return next(((phylum, cls) for group, phylum, cls in UNLISTED_TAXA if group in above), ("", ""))
 
 
 def covered_by(species_matrix: np.ndarray, share: float = COVERED) -> frozenset[int]:
